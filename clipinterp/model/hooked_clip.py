@@ -201,6 +201,13 @@ class HookedCLIP(HookedRootModule):
         """TransformerLens calls this for shape checks only: a text is one 'token' (a direction)."""
         return 0
 
+    def with_interventions(self, *interventions):
+        """The model with live interventions (``clipinterp.interventions``): a drop-in replacement
+        for the model, and a context manager that applies them to the model itself."""
+        from ..interventions import InterventionModel
+
+        return InterventionModel(self, interventions)
+
     def hook_names(self) -> list[str]:
         """Every hook point's name, in forward order."""
         return list(self.hook_dict)
