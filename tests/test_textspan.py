@@ -106,6 +106,15 @@ def test_span_exhausted_picks_add_nothing():
     torch.testing.assert_close(variance[3:], variance[2].expand(3), rtol=1e-12, atol=0)
 
 
+def test_constant_head_explains_nothing():
+    C, R = random_problem(10, B=2)
+    C[1] = C[1, :1]  # every image gives the same output
+    fitted = TextSpan(n_texts=3, rank=8).fit(C, R)
+    torch.testing.assert_close(fitted.variance_explained_[1], torch.zeros(3, dtype=C.dtype), rtol=0, atol=0)
+    torch.testing.assert_close(fitted.reconstruction_[1], C[1], rtol=0, atol=1e-12)
+    assert fitted.variance_explained_[0, -1] > 0
+
+
 def make_decomposition(seed: int, N: int = 60, L: int = 3, H: int = 2, d: int = 16):
     g = torch.Generator().manual_seed(seed)
     return SimpleNamespace(heads=torch.randn(N, L, H, d, generator=g, dtype=torch.float64))
@@ -138,8 +147,12 @@ def test_bad_inputs():
     _, R = random_problem(6, d=16, M=10)
     with pytest.raises(ValueError, match="n_texts=11"):
         textspan_heads(dec, (texts, R), n_texts=11)
+    with pytest.raises(ValueError, match="n_texts=11 must be between 1 and the number of texts \\(10\\)"):
+        TextSpan(n_texts=11).fit(dec.heads[:, 0, 0], R)
     with pytest.raises(ValueError, match="empty"):
         textspan_heads(dec, ([], torch.zeros(0, 16)))
+    with pytest.raises(ValueError, match="non-empty"):
+        TextSpan().fit(dec.heads[:, 0, 0], torch.zeros(0, 16))
     with pytest.raises(ValueError, match="9 texts"):
         TextSpan().fit(dec.heads[:, 0, 0], R, texts[:9])
     with pytest.raises(ValueError, match="NaN"):
@@ -179,3 +192,15 @@ def test_completeness():
     assert from_bank == from_fitted == expected
     with pytest.raises(ValueError, match="expected"):
         textspan_completeness(dec, fitted, classes, labels, layers=[2])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    C, R = random_problem(9, B=4)
+    C, R = C.float(), R.float()
+    cpu = TextSpan(n_texts=5, rank=12).fit(C, R)
+    gpu = TextSpan(n_texts=5, rank=12, device="cuda").fit(C, R)
+    assert gpu.reconstruction_.is_cuda
+    torch.testing.assert_close(gpu.indices_.cpu(), cpu.indices_, rtol=0, atol=0)
+    torch.testing.assert_close(gpu.variance_explained_.cpu(), cpu.variance_explained_, rtol=1e-4, atol=0)
+    torch.testing.assert_close(gpu.reconstruction_.cpu(), cpu.reconstruction_, rtol=0, atol=1e-4)

@@ -1,0 +1,96 @@
+"""TextSpan on every head of 4 layers of a ViT-B/16-sized model, against the paper's loop.
+
+Ours: :class:`clipinterp.methods.TextSpan`, all 48 heads batched, best of ``REPEATS`` runs.
+Reference: the paper's head-by-head loop in numpy (SVD, projection of the texts, then at each
+step the scores of every text on every image). Random data: low-rank head outputs plus noise and
+a mean, random unit text embeddings. If the reference would take over 5 minutes it is timed on
+the first heads and extrapolated linearly (``reference_heads_timed`` in the JSON line); the
+picked texts of ours and the reference are compared on the timed heads.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from _common import best_of, load_average, machine, report, time_per_item
+from clipinterp.methods import TextSpan
+
+LAYERS, HEADS, D_EMBED = 4, 12, 512
+IMAGES, TEXTS, N_TEXTS, RANK = 10_000, 3_500, 20, 80
+REPEATS = 2
+
+
+def make_data(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Head outputs ``[48, IMAGES, D_EMBED]`` (rank-64 signal, noise, a mean) and unit texts ``[TEXTS, D_EMBED]``."""
+    g = torch.Generator().manual_seed(seed)
+    n_heads = LAYERS * HEADS
+    spectrum = torch.logspace(0, -1.5, 64)
+    heads = (torch.randn(n_heads, IMAGES, 64, generator=g) * spectrum) @ torch.randn(n_heads, 64, D_EMBED, generator=g)
+    heads += 0.05 * torch.randn(n_heads, IMAGES, D_EMBED, generator=g)
+    heads += torch.randn(n_heads, 1, D_EMBED, generator=g)
+    texts = torch.nn.functional.normalize(torch.randn(TEXTS, D_EMBED, generator=g), dim=1)
+    return heads, texts
+
+
+def reference_head(C: np.ndarray, R: np.ndarray, n_texts: int, rank: int) -> tuple[list[int], np.ndarray]:
+    """The paper's TextSpan loop for one head, in numpy: picked indices and reconstruction."""
+    vh = np.linalg.svd(C, full_matrices=False)[2][:rank]
+    R = (R @ vh.T) @ vh
+    mean = C.mean(axis=0, keepdims=True)
+    C = C - mean
+    reconstruction = np.repeat(mean, C.shape[0], axis=0)
+    picked = []
+    for _ in range(n_texts):
+        j = int(np.argmax((C @ R.T).std(axis=0)))
+        r = R[j].copy()
+        r_sq = r @ r
+        step = np.outer(C @ r / r_sq, r)
+        reconstruction += step
+        C -= step
+        R -= np.outer(R @ r / r_sq, r)
+        picked.append(j)
+    return picked, reconstruction
+
+
+def main() -> None:
+    torch.set_num_threads(2)
+    heads, texts = make_data()
+    n_heads = heads.shape[0]
+    load_before = load_average()
+    print(f"TextSpan: {n_heads} heads x {IMAGES} images x d {D_EMBED}, {TEXTS} texts, "
+          f"{N_TEXTS} texts per head, rank {RANK}; {machine()}; load {load_before}")
+
+    fitted, ours_runs = best_of(lambda: TextSpan(N_TEXTS, RANK).fit(heads, texts), REPEATS)
+    ours_s = min(ours_runs)
+    print(f"ours (batched): {', '.join(f'{s:.1f}' for s in ours_runs)} s, best {ours_s:.1f} s")
+
+    heads_np, texts_np = heads.numpy(), texts.numpy()
+    outputs, reference_s, timed_heads = time_per_item(
+        lambda i: reference_head(heads_np[i], texts_np, N_TEXTS, RANK)[0], n_heads, "reference head")
+    note = f" (extrapolated from {timed_heads} heads)" if timed_heads < n_heads else ""
+    print(f"reference (head by head, numpy): {reference_s:.1f} s{note}")
+
+    ours_picks = fitted.indices_[:timed_heads].tolist()
+    same_heads = sum(a == b for a, b in zip(ours_picks, outputs))
+    same_picks = float(np.mean(np.asarray(ours_picks) == np.asarray(outputs)))
+    print(f"identical text lists on {same_heads}/{timed_heads} timed heads ({same_picks:.1%} of picks)")
+    print(f"speedup: {reference_s / ours_s:.1f}x")
+    report({
+        "benchmark": "textspan",
+        "ours_s": round(ours_s, 3),
+        "ours_runs_s": [round(s, 3) for s in ours_runs],
+        "reference_s": round(reference_s, 3),
+        "ratio": round(ours_s / reference_s, 4),
+        "speedup": round(reference_s / ours_s, 2),
+        "machine": machine(),
+        "load_average": [load_before, load_average()],
+        "heads": n_heads, "images": IMAGES, "texts": TEXTS, "d_embed": D_EMBED, "n_texts": N_TEXTS, "rank": RANK,
+        "reference_heads_timed": timed_heads,
+        "reference_extrapolated": timed_heads < n_heads,
+        "heads_same_texts": same_heads,
+        "picks_agree": round(same_picks, 4),
+    })
+
+
+if __name__ == "__main__":
+    main()

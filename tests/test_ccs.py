@@ -1,0 +1,405 @@
+"""CCS: the three judges, answer parsing, and the per-head scores."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from clipinterp.methods.ccs import (DEFAULT_CONCEPTS, JUDGE_INSTRUCTION, LABEL_INSTRUCTION,
+                                    SCORE_COLUMNS, EmbeddingJudge, Judge, KeywordJudge, LLMJudge,
+                                    ccs_at_k, ccs_scores, ccs_tiers, parse_label, parse_rating)
+from clipinterp.textbank import bank_dir
+
+# ---------------------------------------------------------------------------- fakes
+
+TOPICS = {"red": "color", "blue": "color", "green": "color", "yellow": "color", "color": "color",
+          "dog": "animal", "cat": "animal", "horse": "animal", "bird": "animal", "animal": "animal",
+          "car": "vehicle", "truck": "vehicle", "boat": "vehicle", "train": "vehicle",
+          "vehicle": "vehicle"}
+
+
+def _vector(key: str, d: int = 64) -> torch.Tensor:
+    seed = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
+    return torch.randn(d, generator=torch.Generator().manual_seed(seed))
+
+
+class TopicEncoder:
+    """Bag of words: a word's vector is its topic's direction plus a little word-specific noise,
+    so texts about one topic point the same way. Counts calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        self.calls += 1
+        rows = []
+        for text in texts:
+            vec = torch.zeros(64)
+            for word in text.lower().split():
+                topic = TOPICS.get(word)
+                vec += 0.4 * _vector("word:" + word) + (_vector("topic:" + topic) if topic else 0)
+            rows.append(vec if vec.norm() > 0 else _vector("empty"))
+        return torch.stack(rows) * 3.0  # not unit: the judge normalises
+
+
+VOCAB = {"color": ["red", "blue green"], "animal": ["dog", "cat horse"], "vehicle": ["car", "truck boat"]}
+
+
+class ScriptedLLM:
+    """An LLM stand-in: answers from ``script(prompt, attempt)``; counts calls."""
+
+    def __init__(self, script):
+        self.script = script
+        self.calls = 0
+        self.prompts: list[str] = []
+
+    def __call__(self, prompt: str) -> str:
+        self.calls += 1
+        self.prompts.append(prompt)
+        return self.script(prompt, self.calls)
+
+
+def _last_text(prompt: str) -> str:
+    return [line for line in prompt.splitlines() if line.startswith("Text: ")][-1][len("Text: "):].strip('"')
+
+
+def _colour_llm(prompt: str, attempt: int) -> str:
+    if prompt.startswith(LABEL_INSTRUCTION):
+        return "Sure! The label is: **Color**."
+    return "Rating: 1" if any(c in _last_text(prompt) for c in ("red", "blue")) else "Rating: **0** (not related)"
+
+
+def _heads_df(heads: dict[tuple[int, int], list[str]]) -> pd.DataFrame:
+    rows = []
+    for (layer, head), texts in heads.items():
+        for rank, text in reversed(list(enumerate(texts))):  # rows out of rank order on purpose
+            rows.append({"layer": layer, "head": head, "rank": rank, "text": text, "text_index": rank,
+                         "variance_explained": 0.1 * (rank + 1)})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------- embedding judge
+
+
+def test_default_concepts_are_broad_and_documented() -> None:
+    assert 35 <= len(DEFAULT_CONCEPTS) <= 50
+    for concept in ["color", "shape", "texture", "geo-location", "counting", "animal", "food",
+                    "vehicle", "person", "emotion", "art", "lighting", "material", "nature",
+                    "building", "text", "sport"]:
+        assert concept in DEFAULT_CONCEPTS
+    assert all(len(ex) >= 2 for ex in DEFAULT_CONCEPTS.values())
+
+
+def test_embedding_judge_labels_and_judges_by_direction() -> None:
+    encode = TopicEncoder()
+    judge = EmbeddingJudge(encode, VOCAB, prompt="{}")
+    assert judge.concepts == ["color", "animal", "vehicle"]
+    assert isinstance(judge, Judge)
+    assert judge.label(["red", "blue", "green yellow", "dog"]) == "color"
+    assert judge.label(["truck", "train", "boat"]) == "vehicle"
+    assert judge.label([]) is None
+    threshold = judge.default_threshold()
+    assert 0.1 < threshold < 0.9
+    assert judge.judge("color", ["red", "dog", "blue", "car", "yellow"]) == [1, 0, 1, 0, 1]
+    assert judge.judge("animal", ["horse", "bird", "green"]) == [1, 1, 0]
+    assert judge.judge("color", []) == []
+    calls = encode.calls
+    judge.label(["cat"])
+    assert encode.calls == calls + 1  # the concept directions are computed once
+
+
+def test_embedding_judge_handles_word_lists_and_outside_labels() -> None:
+    judge = EmbeddingJudge(TopicEncoder(), ["color", "animal", "vehicle"], prompt="{}")
+    assert judge.label(["dog", "cat", "bird"]) == "animal"
+    assert judge.judge("animal", ["horse", "truck"]) == [1, 0]
+    direction = judge.concept_direction("yellow")  # not a concept: embedded on the fly
+    assert direction.shape == (64,) and abs(float(direction.norm()) - 1) < 1e-5
+    assert judge.judge("yellow", ["green", "boat"]) == [1, 0]
+    with pytest.raises(ValueError, match="empty"):
+        EmbeddingJudge(TopicEncoder(), [])
+    with pytest.raises(TypeError):
+        EmbeddingJudge(TopicEncoder(), "color")
+
+
+def test_embedding_judge_calibration_maximises_balanced_accuracy() -> None:
+    judge = EmbeddingJudge(TopicEncoder(), VOCAB, prompt="{}")
+    positives = [("color", "red"), ("color", "blue"), ("animal", "dog"), ("vehicle", "boat")]
+    negatives = [("color", "dog"), ("animal", "car"), ("animal", "red"), ("vehicle", "cat"),
+                 ("color", "train")]
+    threshold = judge.calibrate(positives, negatives)
+    assert judge.threshold == threshold
+    pos = [float(judge.scores(lbl, [t])[0]) for lbl, t in positives]
+    neg = [float(judge.scores(lbl, [t])[0]) for lbl, t in negatives]
+    assert max(neg) < threshold < min(pos)  # separable: balanced accuracy 1
+    with pytest.raises(ValueError, match="positive and one negative"):
+        judge.calibrate(positives, [])
+
+
+def test_embedding_judge_calibration_on_overlapping_scores() -> None:
+    judge = EmbeddingJudge(TopicEncoder(), VOCAB, prompt="{}")
+    # a mislabelled positive ("dog" as colour) cannot be rescued: the best threshold still
+    # separates the rest, so exactly that pair is misjudged.
+    positives = [("color", "red"), ("color", "blue"), ("color", "dog")]
+    negatives = [("color", "car"), ("color", "cat")]
+    threshold = judge.calibrate(positives, negatives)
+    assert judge.judge("color", ["red", "blue", "dog", "car"]) == [1, 1, 0, 0]
+    assert threshold == judge.threshold
+
+
+def test_embedding_judge_explicit_threshold_wins() -> None:
+    assert EmbeddingJudge(TopicEncoder(), VOCAB, threshold=1.5).judge("color", ["red", "dog"]) == [0, 0]
+    assert EmbeddingJudge(TopicEncoder(), VOCAB, threshold=-1.5).judge("color", ["red", "dog"]) == [1, 1]
+
+
+def test_embedding_judge_with_default_vocabulary_runs() -> None:
+    judge = EmbeddingJudge(TopicEncoder())
+    assert judge.label(["a red car", "a blue boat"]) in DEFAULT_CONCEPTS
+    assert set(judge.judge("color", ["a red car", "a dog"])) <= {0, 1}
+
+
+def test_embedding_judge_rejects_bad_encoders() -> None:
+    judge = EmbeddingJudge(lambda texts: torch.zeros(len(texts) + 1, 3), VOCAB)
+    with pytest.raises(ValueError, match="expected a tensor"):
+        judge.label(["red"])
+
+
+# ---------------------------------------------------------------------------- LLM judge
+
+
+@pytest.mark.parametrize("answer, label", [
+    ("Sure! The label is: **Color**.", "color"),
+    ("Geo-location", "geo-location"),
+    ("counting.", "counting"),
+    ("The common characteristic of these lines is texture.", "texture"),
+    ("Answer: Animals", "animals"),
+    ("I think it is lighting!", "lighting"),
+    ("Label: \"shape\"", "shape"),
+    ("I cannot help with that request.", None),
+    ("It is not clear.", None),
+    ("maybe colours or shapes", None),
+    ("", None),
+])
+def test_parse_label(answer: str, label: str | None) -> None:
+    assert parse_label(answer) == label
+
+
+@pytest.mark.parametrize("answer, rating", [
+    ("Rating: 1", 1), ("0", 0), ("**Rating:** 0", 0), ("The rating is 1.", 1),
+    ("1 - clearly associated", 1), ("Yes", 1), ("no.", 0), ("I would rate this 0", 0),
+    ("1 if associated and 0 if not", None), ("Rating: 10", None), ("0.5", None), ("banana", None),
+])
+def test_parse_rating(answer: str, rating: int | None) -> None:
+    assert parse_rating(answer) == rating
+
+
+def test_llm_judge_uses_the_papers_prompts_and_parses_chatty_answers() -> None:
+    llm = ScriptedLLM(_colour_llm)
+    judge = LLMJudge(llm)
+    texts = ["a red car", "a blue sky", "a wooden chair"]
+    assert judge.label(texts) == "color"
+    label_prompt = llm.prompts[0]
+    assert label_prompt.startswith(LABEL_INSTRUCTION)
+    assert "What is the common characteristic in the following quoted lines?" in label_prompt
+    assert "Answer: geo-location" in label_prompt and "Answer: counting" in label_prompt
+    assert '"image with six subjects"' in label_prompt
+    assert label_prompt.rstrip().endswith('Lines: "a red car", "a blue sky", "a wooden chair"\nAnswer:')
+    assert judge.judge("color", texts) == [1, 1, 0]
+    assert llm.prompts[1].startswith(JUDGE_INSTRUCTION)
+    assert llm.prompts[1].rstrip().endswith('Label: color\nText: "a red car"\nRating:')
+    assert isinstance(judge, Judge) and judge.failures == []
+
+
+def test_llm_judge_retries_after_exceptions() -> None:
+    def flaky(prompt: str, attempt: int) -> str:
+        if attempt <= 2:
+            raise ConnectionError("rate limited")
+        return "Counting"
+
+    llm = ScriptedLLM(flaky)
+    judge = LLMJudge(llm, retries=3)
+    assert judge.label(["two dogs", "three cats"]) == "counting"
+    assert llm.calls == 3 and judge.failures == []
+
+
+def test_llm_judge_gives_up_after_retries_without_crashing() -> None:
+    always_down = ScriptedLLM(lambda p, n: (_ for _ in ()).throw(TimeoutError("down")))
+    judge = LLMJudge(always_down, retries=3)
+    with pytest.warns(UserWarning, match="gave up after 4 attempts"):
+        assert judge.label(["a", "b"]) is None
+    assert always_down.calls == 4
+    assert len(judge.failures) == 1 and "TimeoutError: down" in judge.failures[0][1]
+
+    nonsense = ScriptedLLM(lambda p, n: "Well, that depends on many things.")
+    judge = LLMJudge(nonsense, retries=2)
+    with pytest.warns(UserWarning, match="unparseable"):
+        assert judge.judge("color", ["a red car"]) == [None]
+    assert nonsense.calls == 3
+    assert judge.cache == {}  # failures are not cached: a later run asks again
+
+    not_text = ScriptedLLM(lambda p, n: 1 if n == 1 else "Rating: 1")  # type: ignore[return-value]
+    assert LLMJudge(not_text, retries=1).judge("color", ["red"]) == [1]
+    with pytest.raises(ValueError, match="retries"):
+        LLMJudge(nonsense, retries=-1)
+
+
+def test_llm_judge_cache_in_memory_and_on_disk(tmp_path: Path) -> None:
+    path = tmp_path / "llm" / "answers.json"
+    llm = ScriptedLLM(_colour_llm)
+    judge = LLMJudge(llm, cache_path=path)
+    texts = ["a red car", "a green hat"]
+    assert judge.label(texts) == "color"
+    assert judge.label(texts) == "color"
+    assert llm.calls == 1  # cache hit
+    assert judge.judge("color", texts) == [1, 0]
+    assert llm.calls == 3
+    stored = json.loads(path.read_text())
+    assert len(stored) == 3 and "Sure! The label is: **Color**." in stored.values()
+
+    offline = ScriptedLLM(lambda p, n: (_ for _ in ()).throw(AssertionError("must not be called")))
+    reloaded = LLMJudge(offline, cache_path=path)
+    assert reloaded.label(texts) == "color" and reloaded.judge("color", texts) == [1, 0]
+    assert offline.calls == 0
+
+    path.write_text("{not json")
+    with pytest.warns(UserWarning, match="unreadable LLM cache"):
+        assert LLMJudge(llm, cache_path=path).cache == {}
+
+
+# ---------------------------------------------------------------------------- keyword judge
+
+
+def test_keyword_judge_labels_by_majority_and_judges_exactly() -> None:
+    judge = KeywordJudge.for_shapes()
+    assert isinstance(judge, Judge)
+    texts = ["a red circle", "a blue shape", "some green shapes", "a yellow star", "a star on the left"]
+    assert judge.label(texts) == "color"
+    assert judge.judge("color", texts) == [1, 1, 1, 1, 0]
+    assert judge.judge("shape", texts) == [1, 0, 0, 1, 1]
+    assert judge.judge("position", texts) == [0, 0, 0, 0, 1]
+    assert judge.label(["a striped background", "stripes", "a dotted background"]) == "background_texture"
+    assert judge.judge("count", ["two crosses", "a single star", "three", "someone"]) == [1, 1, 1, 0]
+    assert judge.judge("background_color", ["a grey background", "a GRAY one", "grayish"]) == [1, 1, 0]
+
+
+def test_keyword_judge_ties_and_no_concept() -> None:
+    judge = KeywordJudge({"shape": ["circle"], "color": ["red"]})
+    assert judge.label(["a circle", "a red thing"]) == "shape"  # tie: the first attribute listed
+    assert KeywordJudge({"color": ["red"], "shape": ["circle"]}).label(["a circle", "a red thing"]) == "color"
+    assert judge.label(["a photo", "nothing here"]) == KeywordJudge.NO_CONCEPT
+    assert judge.judge(KeywordJudge.NO_CONCEPT, ["a circle", "x"]) == [0, 0]
+    with pytest.raises(ValueError, match="unknown attribute 'size'"):
+        judge.judge("size", ["a small circle"])
+    with pytest.raises(ValueError, match="no words"):
+        KeywordJudge({"shape": [" "]})
+    with pytest.raises(TypeError):
+        KeywordJudge({"shape": "circle"})
+
+
+def test_keyword_judge_agrees_with_the_shapes_bank() -> None:
+    """Every line of shapes.tsv mentions exactly the attributes it is filed under."""
+    judge = KeywordJudge.for_shapes()
+    table = pd.read_csv(bank_dir() / "shapes.tsv", sep="\t", dtype=str)
+    for text, attribute in zip(table["text"], table["attribute"]):
+        mentioned = {a for a in judge.attribute_words if judge.mentions(a, text)}
+        assert mentioned == set(attribute.split("+")), (text, attribute, mentioned)
+
+
+# ---------------------------------------------------------------------------- scores
+
+
+def test_ccs_scores_per_head() -> None:
+    heads = {
+        (11, 2): ["a red circle", "a blue shape", "a green star", "a purple cross", "a yellow square",
+                  "a large shape"],
+        (10, 0): ["a red shape", "a star", "two shapes", "a striped background", "a gray background",
+                  "a blue shape"],
+        (10, 5): ["hello", "world", "nothing", "here", "at all", "red"],
+    }
+    df = ccs_scores(_heads_df(heads), KeywordJudge.for_shapes(), k=5)
+    assert list(df.columns) == SCORE_COLUMNS
+    assert list(zip(df["layer"], df["head"])) == [(10, 0), (10, 5), (11, 2)]
+    by_head = {(r.layer, r.head): r for r in df.itertuples()}
+    top = by_head[(11, 2)]
+    assert top.label == "color" and top.ccs == 5 and top.n_missing == 0
+    assert top.texts == heads[(11, 2)][:5] and top.judgements == [1] * 5
+    mixed = by_head[(10, 0)]  # five attributes once each: a tie, won by the first listed
+    assert mixed.label == "shape" and mixed.ccs == 1 and mixed.judgements == [0, 1, 0, 0, 0]
+    nothing = by_head[(10, 5)]
+    assert nothing.label == "none" and nothing.ccs == 0  # "red" is rank 5, beyond k
+    assert ccs_scores(_heads_df(heads), KeywordJudge.for_shapes(), k=6).set_index(["layer", "head"]).loc[
+        (10, 5), "ccs"] == 1
+
+
+def test_ccs_scores_records_missing_judgements() -> None:
+    def partial(prompt: str, attempt: int) -> str:
+        if prompt.startswith(LABEL_INSTRUCTION):
+            return "Color" if "red" in prompt.split("Lines: ")[-1] else "I have no idea, sorry."
+        text = _last_text(prompt)
+        return "Rating: 1" if "red" in text else ("Rating: 0" if "dog" in text else "??")
+
+    heads = {(0, 0): ["red a", "red b", "dog", "what"], (0, 1): ["x", "y", "z", "w"]}
+    with pytest.warns(UserWarning):
+        df = ccs_scores(_heads_df(heads), LLMJudge(ScriptedLLM(partial), retries=0), k=4)
+    first, second = df.iloc[0], df.iloc[1]
+    assert first.judgements == [1, 1, 0, None] and first.ccs == 2 and first.n_missing == 1
+    assert second.label is None and math.isnan(second.ccs) and second.n_missing == 4
+    assert second.judgements == [None] * 4
+
+
+def test_ccs_scores_validates_its_input() -> None:
+    df = _heads_df({(3, 1): ["a", "b", "c"], (3, 2): ["a", "b", "c", "d", "e"]})
+    judge = KeywordJudge({"color": ["red"]})
+    with pytest.raises(ValueError, match="k=5 but head L3.H1 has only 3"):
+        ccs_scores(df, judge, k=5)
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        ccs_scores(df, judge, k=0)
+    with pytest.raises(ValueError, match="lacks the column.*rank"):
+        ccs_scores(df.drop(columns="rank"), judge, k=2)
+    with pytest.raises(ValueError, match="no rows"):
+        ccs_scores(df.iloc[:0], judge, k=2)
+
+    class WrongLength:
+        def label(self, texts):
+            return "color"
+
+        def judge(self, label, texts):
+            return [1]
+
+    class WrongValue(WrongLength):
+        def judge(self, label, texts):
+            return [2] * len(texts)
+
+    with pytest.raises(ValueError, match="1 judgements for the 3 texts"):
+        ccs_scores(df, WrongLength(), k=3)
+    with pytest.raises(ValueError, match="returned 2"):
+        ccs_scores(df, WrongValue(), k=3)
+
+
+def _scores(values: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"layer": [11] * len(values), "head": list(range(len(values))), "ccs": values})
+
+
+def test_ccs_at_k() -> None:
+    df = _scores([5, 5, 3, math.nan, 1, 0])
+    assert ccs_at_k(df, 5) == pytest.approx(2 / 5)  # NaN heads are not counted
+    assert ccs_at_k(df, 3) == pytest.approx(1 / 5)
+    assert ccs_at_k(df, 4) == 0.0
+    assert math.isnan(ccs_at_k(_scores([math.nan]), 5))
+    with pytest.raises(ValueError):
+        ccs_at_k(df, -1)
+
+
+def test_ccs_tiers() -> None:
+    df = pd.DataFrame({"layer": [11, 10, 9, 8, 11, 10, 9], "head": [5, 8, 3, 1, 0, 2, 9],
+                       "ccs": [5, 5, 3, 1, 0, math.nan, 2]})
+    tiers = ccs_tiers(df)
+    assert tiers == {"high": [(10, 8), (11, 5)], "moderate": [(9, 3)], "low": [(8, 1), (11, 0)]}
+    assert ccs_tiers(df, high=3, moderate=2, low=0) == {"high": [(9, 3)], "moderate": [(9, 9)],
+                                                         "low": [(11, 0)]}
+    with pytest.raises(ValueError, match="low < moderate < high"):
+        ccs_tiers(df, high=3, moderate=3, low=1)

@@ -1,0 +1,126 @@
+"""The shapes organism: the world's rules, the trainer, and the shipped model's recorded quality."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import clipinterp
+from clipinterp.organism import train as trainer
+from clipinterp.organism.evaluate import evaluate
+from clipinterp.organism.ground_truth import ground_truth
+from clipinterp.organism.world import (ATTRIBUTES, SPURIOUS_SHAPE, SPURIOUS_TEXTURE, VALUES,
+                                       class_prompts, derive_attributes, generate, vocabulary)
+
+SHIPPED = Path(__file__).resolve().parents[1] / "data" / "shapes-clip"
+
+
+def test_generator_is_deterministic_and_index_addressed():
+    a, b = generate("train", 12, seed=3), generate("train", 12, seed=3)
+    assert np.array_equal(a.images, b.images) and a.captions == b.captions
+    tail = generate("train", 4, seed=3, start=8)
+    assert np.array_equal(tail.images, a.images[8:]) and tail.attributes == a.attributes[8:]
+    assert not np.array_equal(generate("test", 12, seed=3).images, a.images)
+
+
+@pytest.mark.parametrize("split", ["train", "shifted"])
+def test_labels_match_the_pixels(split):
+    batch = generate(split, 150, seed=1)
+    for image, attrs in zip(batch.images, batch.attributes):
+        assert derive_attributes(image) == attrs
+
+
+def test_contrast_groups_differ_in_one_named_attribute():
+    batch = generate("train", 40, seed=0, group_size=4)
+    for g in range(0, 40, 4):
+        group = batch.attributes[g:g + 4]
+        varying = {a for a in ATTRIBUTES if a != "background_texture" and len({m[a] for m in group}) > 1}
+        assert len(varying) <= 1
+        assert all(varying <= m for m in batch.mentions[g:g + 4])
+
+
+def test_captions_use_the_vocabulary_and_match_their_mentions():
+    batch = generate("train", 300, seed=0)
+    words = set(vocabulary())
+    assert all(set(c.split()) <= words for c in batch.captions)
+    matches = batch.matches()
+    assert matches.diagonal().all()
+    # a caption naming every attribute is true only of images with those exact attributes
+    for i, mention in enumerate(batch.mentions):
+        if mention == frozenset(ATTRIBUTES):
+            same = [j for j, a in enumerate(batch.attributes) if a == batch.attributes[i]]
+            assert np.flatnonzero(matches[i]).tolist() == same
+
+
+def test_spurious_correlation_holds_in_train_and_breaks_in_shifted():
+    def star_on_stripes(split):
+        attrs = generate(split, 2000, seed=0).attributes
+        stars = [a for a in attrs if a["shape"] == SPURIOUS_SHAPE]
+        return np.mean([a["background_texture"] == SPURIOUS_TEXTURE for a in stars])
+
+    assert star_on_stripes("train") > 0.8
+    assert star_on_stripes("shifted") == 0.0
+
+
+def test_class_prompts_name_each_value_once():
+    for attr in ATTRIBUTES:
+        values, prompts = class_prompts(attr)
+        assert values == list(VALUES[attr]) and len(set(prompts)) == len(values)
+
+
+def test_short_training_lowers_the_loss_and_saves_a_loadable_checkpoint(tmp_path):
+    config = trainer.OrganismConfig(vision_layers=2, vision_width=32, vision_heads=2, vision_mlp=64,
+                                    text_layers=1, text_width=32, text_heads=2, text_mlp=64,
+                                    projection_dim=16)
+    result = trainer.train(tmp_path, steps=30, batch_size=32, lr=3e-3, config=config, log_every=5,
+                           checkpoint_every=15, progress=False, device="cpu")
+    losses = [loss for _, loss in result["loss_log"]]
+    assert losses[-1] < losses[0] - 0.1
+    assert (tmp_path / trainer.CHECKPOINT / trainer.TRAINER_STATE).exists()
+    model = clipinterp.load(str(tmp_path))
+    assert model.cfg.n_layers == 2 and model.cfg.n_heads == 2
+    emb = model.encode_image(list(generate("test", 3).images))
+    assert emb.shape == (3, 16) and torch.isfinite(emb).all()
+
+
+def test_resumed_training_continues_from_the_checkpoint(tmp_path):
+    config = trainer.OrganismConfig(vision_layers=1, vision_width=16, vision_heads=2, vision_mlp=32,
+                                    text_layers=1, text_width=16, text_heads=2, text_mlp=32,
+                                    projection_dim=8)
+    common = dict(batch_size=8, config=config, log_every=2, checkpoint_every=4, progress=False, device="cpu")
+    trainer.train(tmp_path, steps=4, **common)
+    resumed = trainer.train(tmp_path, steps=8, **common)
+    assert resumed["resumed_from"] == 4 and resumed["loss_log"][-1][0] == 8
+
+
+@pytest.fixture(scope="module")
+def card():
+    return json.loads((SHIPPED / "evaluation.json").read_text())
+
+
+def test_shipped_model_is_small_and_loads_by_name():
+    size = sum(f.stat().st_size for f in SHIPPED.iterdir())
+    assert size <= 25 * 2**20
+    model = clipinterp.load("shapes-clip")
+    assert model.cfg.n_layers >= 4 and model.cfg.n_heads >= 4
+
+
+def test_shipped_model_reaches_its_recorded_accuracies(card):
+    """Within 2 points of the figures in data/shapes-clip/evaluation.json, on the same images."""
+    measured = evaluate(SHIPPED, n=card["n"], seed=card["seed"], device="cpu")
+    for split in ("test", "shifted"):
+        for attr, value in card["results"][split]["attribute_accuracy"].items():
+            assert abs(measured[split]["attribute_accuracy"][attr] - value) <= 0.02, (split, attr)
+        for key, value in card["results"][split]["recall"].items():
+            assert abs(measured[split]["recall"][key] - value) <= 0.02, (split, key)
+
+
+def test_ground_truth_matches_the_recorded_specialised_heads(card):
+    truth = ground_truth("shapes-clip", n=card["n"], seed=card["seed"], progress=False)
+    recorded = json.loads((SHIPPED / "ground_truth.json").read_text())
+    assert truth.specialised() == recorded["specialised"]
+    assert sum(bool(v) for v in recorded["specialised"].values()) >= 3
+    # the baseline of the ground truth is the evaluation's test accuracy (same images, same prompts)
+    for attr in ATTRIBUTES:
+        assert abs(truth.baseline[attr] - card["results"]["test"]["attribute_accuracy"][attr]) <= 0.02
