@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.clipinterp-installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench browser clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,14 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q tests
+
+# Headless-browser test set-up (tests/test_browser.py): Debian's chromium and require.js, and the
+# offline copy of the ipywidgets embed manager (npm package, pinned) in tests/artifacts/web.
+WEB := tests/artifacts/web
+browser:
+	command -v chromium >/dev/null && test -f /usr/share/javascript/requirejs/require.min.js || \
+	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium libjs-requirejs)
+	test -f $(WEB)/html-manager/embed-amd.js || (mkdir -p $(WEB) && cd $(WEB) && npm pack --silent @jupyter-widgets/html-manager@1.0.15 && tar xzf jupyter-widgets-html-manager-1.0.15.tgz package/dist && mv package/dist html-manager && rm -rf package *.tgz)
 
 bench: setup
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

@@ -66,6 +66,21 @@ def time_per_item(fn: Callable[[int], Any], n_items: int, label: str) -> tuple[l
     return results, float(np.mean(seconds) * n_items), len(results)
 
 
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as f:
+        return next(float(line.split()[1]) / 1024 for line in f if line.startswith(field + ":"))
+
+
+def peak_memory_mb(fn: Callable[[], Any]) -> float:
+    """Peak resident memory (MB) that ``fn()`` adds to this process (Linux: the high-water mark is
+    reset through ``/proc/self/clear_refs`` first, so earlier peaks do not hide this one)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    base = _status_mb("VmRSS")
+    fn()
+    return _status_mb("VmHWM") - base
+
+
 def report(result: dict[str, Any]) -> None:
     """Print the result as the last line: one JSON object."""
     print(json.dumps(result), flush=True)

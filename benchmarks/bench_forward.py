@@ -4,7 +4,6 @@ memory). Last line: one JSON object, ``ratio`` = ours / transformers forward tim
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import subprocess
 import sys
@@ -16,14 +15,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, report  # noqa: E402
+from _common import machine, peak_memory_mb, report  # noqa: E402
 
 SPEC = "openai/clip-vit-base-patch16"
 FILTER = [f"blocks.{l}.hook_resid_post" for l in range(12)] + ["ln_final.hook_scale"]
-
-
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def memory_probe(variant: str, batch: int) -> None:
@@ -39,15 +34,11 @@ def memory_probe(variant: str, batch: int) -> None:
         for p in model.parameters():
             p.normal_(0, 0.02)
     pixels = torch.randn(batch, 3, 224, 224)
-    base = peak_mb()
+    calls = {"forward": lambda: model(pixels),
+             "cache_filtered": lambda: model.run_with_cache(pixels, names_filter=FILTER),
+             "cache_all": lambda: model.run_with_cache(pixels)}
     with torch.no_grad():
-        if variant == "forward":
-            model(pixels)
-        elif variant == "cache_filtered":
-            model.run_with_cache(pixels, names_filter=FILTER)
-        else:
-            model.run_with_cache(pixels)
-    print(peak_mb() - base)
+        print(peak_memory_mb(calls[variant]))
 
 
 def median_time(fn, repeats: int) -> float:

@@ -6,8 +6,13 @@ on the residual and refits all chosen atoms with ``torch.linalg.lstsq``. Random 
 that are sparse combinations of dictionary atoms plus a low-rank part and noise. If the reference
 would take over 5 minutes it is timed on the first heads and extrapolated linearly
 (``reference_heads_timed`` in the JSON); supports are compared on the timed heads.
+
+``--quick``: 48 heads x 1,000 images, 300 atoms (same 50 steps), for a small machine; the default
+is the full size above.
 """
 from __future__ import annotations
+
+import argparse
 
 import numpy as np
 import torch
@@ -15,22 +20,21 @@ import torch
 from _common import best_of, load_average, machine, report, time_per_item
 from clipinterp.methods import SOMP
 
-LAYERS, HEADS, D_EMBED = 12, 12, 512
-IMAGES, ATOMS, N_ATOMS = 5_000, 1_000, 50
+D_EMBED, N_ATOMS = 512, 50
+SIZES = {"full": dict(heads=12 * 12, images=5_000, atoms=1_000), "quick": dict(heads=48, images=1_000, atoms=300)}
 REPEATS = 2
 
 
-def make_data(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Signals ``[144, IMAGES, D_EMBED]`` and a dictionary ``[ATOMS, D_EMBED]`` of unit atoms."""
+def make_data(heads: int, images: int, atoms: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Signals ``[heads, images, D_EMBED]`` and a dictionary ``[atoms, D_EMBED]`` of unit atoms."""
     g = torch.Generator().manual_seed(seed)
-    n_heads = LAYERS * HEADS
-    dictionary = torch.nn.functional.normalize(torch.randn(ATOMS, D_EMBED, generator=g), dim=1)
-    chosen = torch.stack([torch.randperm(ATOMS, generator=g)[:20] for _ in range(n_heads)])
-    weights = torch.randn(n_heads, IMAGES, 20, generator=g) * torch.logspace(0, -1, 20)
+    dictionary = torch.nn.functional.normalize(torch.randn(atoms, D_EMBED, generator=g), dim=1)
+    chosen = torch.stack([torch.randperm(atoms, generator=g)[:20] for _ in range(heads)])
+    weights = torch.randn(heads, images, 20, generator=g) * torch.logspace(0, -1, 20)
     signals = weights @ dictionary[chosen]
-    low_rank = torch.nn.functional.normalize(torch.randn(n_heads, 16, D_EMBED, generator=g), dim=-1)
-    signals += 0.3 * torch.randn(n_heads, IMAGES, 16, generator=g) @ low_rank
-    signals += 0.02 * torch.randn(n_heads, IMAGES, D_EMBED, generator=g)
+    low_rank = torch.nn.functional.normalize(torch.randn(heads, 16, D_EMBED, generator=g), dim=-1)
+    signals += 0.3 * torch.randn(heads, images, 16, generator=g) @ low_rank
+    signals += 0.02 * torch.randn(heads, images, D_EMBED, generator=g)
     return signals, dictionary
 
 
@@ -50,11 +54,15 @@ def reference_head(H: torch.Tensor, D: torch.Tensor, n_atoms: int) -> tuple[list
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes: " + str(SIZES["quick"]))
+    size_name = "quick" if parser.parse_args().quick else "full"
+    size = SIZES[size_name]
     torch.set_num_threads(2)
-    signals, dictionary = make_data()
-    n_heads = signals.shape[0]
+    signals, dictionary = make_data(**size)
+    n_heads, images, atoms = size["heads"], size["images"], size["atoms"]
     load_before = load_average()
-    print(f"SOMP: {n_heads} heads x {IMAGES} images x d {D_EMBED}, {ATOMS} atoms, {N_ATOMS} steps; "
+    print(f"SOMP: {n_heads} heads x {images} images x d {D_EMBED}, {atoms} atoms, {N_ATOMS} steps; "
           f"{machine()}; load {load_before}")
 
     fitted, ours_runs = best_of(lambda: SOMP(N_ATOMS).fit(signals, dictionary), REPEATS)
@@ -76,6 +84,7 @@ def main() -> None:
     print(f"speedup: {reference_s / ours_s:.1f}x")
     report({
         "benchmark": "pursuit",
+        "size": size_name,
         "ours_s": round(ours_s, 3),
         "ours_runs_s": [round(s, 3) for s in ours_runs],
         "reference_s": round(reference_s, 3),
@@ -83,7 +92,7 @@ def main() -> None:
         "speedup": round(reference_s / ours_s, 2),
         "machine": machine(),
         "load_average": [load_before, load_average()],
-        "heads": n_heads, "images": IMAGES, "atoms": ATOMS, "d_embed": D_EMBED, "n_atoms": N_ATOMS,
+        "heads": n_heads, "images": images, "atoms": atoms, "d_embed": D_EMBED, "n_atoms": N_ATOMS,
         "reference_heads_timed": timed_heads,
         "reference_extrapolated": timed_heads < n_heads,
         "heads_same_support": same_heads,

@@ -5,9 +5,12 @@ Reference: the paper's head-by-head loop in numpy (SVD, projection of the texts,
 step the scores of every text on every image). Random data: low-rank head outputs plus noise and
 a mean, random unit text embeddings. If the reference would take over 5 minutes it is timed on
 the first heads and extrapolated linearly (``reference_heads_timed`` in the JSON line); the
-picked texts of ours and the reference are compared on the timed heads.
+picked texts of ours and the reference are compared on the timed heads. ``--quick``: 12 heads,
+2,500 images, 1,000 texts (same d, texts per head and rank), for a check in about a minute.
 """
 from __future__ import annotations
+
+import argparse
 
 import numpy as np
 import torch
@@ -15,21 +18,21 @@ import torch
 from _common import best_of, load_average, machine, report, time_per_item
 from clipinterp.methods import TextSpan
 
-LAYERS, HEADS, D_EMBED = 4, 12, 512
-IMAGES, TEXTS, N_TEXTS, RANK = 10_000, 3_500, 20, 80
+D_EMBED, N_TEXTS, RANK = 512, 20, 80
+FULL = {"n_heads": 4 * 12, "images": 10_000, "texts": 3_500}
+QUICK = {"n_heads": 12, "images": 2_500, "texts": 1_000}
 REPEATS = 2
 
 
-def make_data(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Head outputs ``[48, IMAGES, D_EMBED]`` (rank-64 signal, noise, a mean) and unit texts ``[TEXTS, D_EMBED]``."""
+def make_data(n_heads: int, images: int, texts: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Head outputs ``[n_heads, images, D_EMBED]`` (rank-64 signal, noise, a mean) and unit texts ``[texts, D_EMBED]``."""
     g = torch.Generator().manual_seed(seed)
-    n_heads = LAYERS * HEADS
     spectrum = torch.logspace(0, -1.5, 64)
-    heads = (torch.randn(n_heads, IMAGES, 64, generator=g) * spectrum) @ torch.randn(n_heads, 64, D_EMBED, generator=g)
-    heads += 0.05 * torch.randn(n_heads, IMAGES, D_EMBED, generator=g)
+    heads = (torch.randn(n_heads, images, 64, generator=g) * spectrum) @ torch.randn(n_heads, 64, D_EMBED, generator=g)
+    heads += 0.05 * torch.randn(n_heads, images, D_EMBED, generator=g)
     heads += torch.randn(n_heads, 1, D_EMBED, generator=g)
-    texts = torch.nn.functional.normalize(torch.randn(TEXTS, D_EMBED, generator=g), dim=1)
-    return heads, texts
+    bank = torch.nn.functional.normalize(torch.randn(texts, D_EMBED, generator=g), dim=1)
+    return heads, bank
 
 
 def reference_head(C: np.ndarray, R: np.ndarray, n_texts: int, rank: int) -> tuple[list[int], np.ndarray]:
@@ -53,11 +56,14 @@ def reference_head(C: np.ndarray, R: np.ndarray, n_texts: int, rank: int) -> tup
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller problem: " + str(QUICK))
+    size = QUICK if parser.parse_args().quick else FULL
     torch.set_num_threads(2)
-    heads, texts = make_data()
+    heads, texts = make_data(**size)
     n_heads = heads.shape[0]
     load_before = load_average()
-    print(f"TextSpan: {n_heads} heads x {IMAGES} images x d {D_EMBED}, {TEXTS} texts, "
+    print(f"TextSpan: {n_heads} heads x {size['images']} images x d {D_EMBED}, {size['texts']} texts, "
           f"{N_TEXTS} texts per head, rank {RANK}; {machine()}; load {load_before}")
 
     fitted, ours_runs = best_of(lambda: TextSpan(N_TEXTS, RANK).fit(heads, texts), REPEATS)
@@ -84,7 +90,8 @@ def main() -> None:
         "speedup": round(reference_s / ours_s, 2),
         "machine": machine(),
         "load_average": [load_before, load_average()],
-        "heads": n_heads, "images": IMAGES, "texts": TEXTS, "d_embed": D_EMBED, "n_texts": N_TEXTS, "rank": RANK,
+        "heads": n_heads, "images": size["images"], "texts": size["texts"], "d_embed": D_EMBED,
+        "n_texts": N_TEXTS, "rank": RANK, "quick": size is QUICK,
         "reference_heads_timed": timed_heads,
         "reference_extrapolated": timed_heads < n_heads,
         "heads_same_texts": same_heads,

@@ -207,7 +207,7 @@ def write_report(model: Any = "shapes-clip", out: Union[str, Path] = "report", *
     sections.append(("TextSpan labels and CCS", _figure_html(fig) + ccs.to_html(index=False, max_rows=60)))
 
     concepts = {c: prompts for c, (prompts, _) in data.concepts.items()} or GENERAL_CONCEPTS
-    pursuit = {c: head_pursuit(model, pixels, words) for c, words in concepts.items()}
+    pursuit = {c: head_pursuit(model, pixels, words).sort_values("rank") for c, words in concepts.items()}
     findings["head_pursuit_top3"] = {c: df.head(3)["name"].tolist() for c, df in pursuit.items()}
     sections.append(("Head Pursuit: top heads per concept",
                      pd.DataFrame(findings["head_pursuit_top3"]).to_html(index=False)))

@@ -629,7 +629,8 @@ def ccs_pruning(model, scores: pd.DataFrame, images, labels: Sequence[int],
     :func:`clipinterp.viz.plot_ccs_tiers`.
     """
     n_layers, n_heads_per_layer = model.cfg.n_layers, model.cfg.n_heads
-    layers = sorted({int(l) % n_layers for l in (scores["layer"].unique() if layers is None else layers)})
+    given = scores["layer"].unique() if layers is None else layers
+    layers = sorted({int(layer) % n_layers for layer in given})
     scored = scores[scores["layer"].isin(layers) & scores["ccs"].notna()]
     if n_heads is None:
         n_heads = min(int((scored["ccs"] == high).sum()), int((scored["ccs"] <= low).sum()))
@@ -671,11 +672,12 @@ def ccs_pruning(model, scores: pd.DataFrame, images, labels: Sequence[int],
 def ccs_agreement(scores: pd.DataFrame, specialised: Mapping[str, Sequence[HeadLike]]) -> float:
     """Fraction of the known specialised heads whose CCS label is their attribute.
 
-    specialised: attribute -> heads (``"L1.H3"``, ``"L1H3"`` or ``(1, 3)``), e.g. the
-    ``"specialised"`` entry of :func:`clipinterp.organism.evaluate.head_ablation`. Every such head
-    must be in ``scores``. NaN when there are no specialised heads.
+    specialised: attribute -> heads (``"L1.H3"``, ``"L1H3"`` or ``(1, 3)``), e.g.
+    ``clipinterp.organism.ground_truth.ground_truth(model).specialised()``. Every such head must be
+    in ``scores`` (columns ``layer, head, label``). NaN when there are no specialised heads.
     """
-    labels = {(int(l), int(h)): lab for l, h, lab in zip(scores["layer"], scores["head"], scores["label"])}
+    labels = {(int(layer), int(head)): label
+              for layer, head, label in zip(scores["layer"], scores["head"], scores["label"])}
     truth = {parse_head(head): attribute for attribute, heads in specialised.items() for head in heads}
     unscored = sorted(set(truth) - set(labels))
     if unscored:

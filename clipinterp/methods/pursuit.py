@@ -39,7 +39,6 @@ __all__ = ["concept_embeddings", "describe_head", "edit_heads", "editing_table",
 Concept = Union[str, Sequence[str], Tensor]
 Source = Union[Decomposition, Any]  # a Decomposition or a HookedCLIP
 DEFAULT_ATOMS = 50
-METHODS = ("pursuit", "random", "logit_lens")
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -51,7 +50,10 @@ def concept_embeddings(model, concept: Concept) -> Tensor:
             raise ValueError(f"a concept given as embeddings must be a non-empty [M, d], got {tuple(concept.shape)}")
         return concept
     texts = [concept] if isinstance(concept, str) else list(concept)
-    texts = list(dict.fromkeys(t.strip() for t in texts if isinstance(t, str) and t.strip()))
+    wrong = [t for t in texts if not isinstance(t, str)]
+    if wrong:
+        raise TypeError(f"a concept is a list of texts; got {type(wrong[0]).__name__} {wrong[0]!r}")
+    texts = list(dict.fromkeys(t.strip() for t in texts if t.strip()))
     if not texts:
         raise ValueError("the concept has no words: give a non-empty list of words, class names or descriptions")
     if model is None:
@@ -264,15 +266,15 @@ def _normalised(accuracy: float, baseline: float) -> float:
 
 
 def _head_sets(table: pd.DataFrame, ks: Sequence[int], n_random: int, shape: tuple[int, int],
-               seed: int, salt: int) -> list[tuple[int, str, int, list[tuple[int, int]]]]:
-    """``(k, method, run, heads)`` for the pursuit top-k, the random controls and the logit-lens top-k."""
+               seed: int, salt: int) -> list[tuple[int, str, list[tuple[int, int]]]]:
+    """``(k, method, heads)`` for the pursuit top-k, the random controls and the logit-lens top-k."""
     runs = []
     for k in ks:
         selected = top_heads(table, k, "score")
-        runs.append((k, "pursuit", 0, selected))
+        runs.append((k, "pursuit", selected))
         controls = random_control_sets(selected, *shape, n_random, np.random.default_rng([seed, salt, k]))
-        runs += [(k, "random", i, heads) for i, heads in enumerate(controls)]
-        runs.append((k, "logit_lens", 0, top_heads(table, k, "logit_lens")))
+        runs += [(k, "random", heads) for heads in controls]
+        runs.append((k, "logit_lens", top_heads(table, k, "logit_lens")))
     return runs
 
 
@@ -303,7 +305,9 @@ def editing_table(model, images: Any, concepts: Mapping[str, tuple[Sequence[int]
     the accuracy over the method's sets (one set except for ``random``), the unedited
     ``baseline`` accuracy, ``alpha`` and the selected ``heads``. With ``normalize`` accuracies
     are divided by the baseline (the paper's normalised accuracy). One (concept, evaluated) slice
-    is what :func:`~clipinterp.viz.plot_pursuit_table` draws.
+    is what :func:`~clipinterp.viz.plot_pursuit_table` draws. Selections use the same images
+    (pursuit needs no labels). The residual entering the earliest edited layer is cached once, and
+    each edited forward pass runs from there on (the same embeddings as :func:`edit_heads`).
     """
     if not concepts:
         raise ValueError("no concepts given")
@@ -314,18 +318,18 @@ def editing_table(model, images: Any, concepts: Mapping[str, tuple[Sequence[int]
     shape = (model.cfg.n_layers, model.cfg.n_heads)
     plans = {name: _head_sets(head_pursuit(outputs, concept=emb, n_atoms=n_atoms), ks, n_random, shape, seed, i)
              for i, (name, emb) in enumerate(classifiers.items())}
-    start = min(layer for runs in plans.values() for *_, heads in runs for layer, _ in heads)
+    start = min(layer for runs in plans.values() for _, _, heads in runs for layer, _ in heads)
     runner = _LateRunner(model, pixels, start, batch_size)
     unedited = runner.embed()
     baseline = {name: accuracy_from_embeddings(unedited, classifiers[name], labels[name]) for name in concepts}
     rows = []
     for target, runs in plans.items():
-        for k, method, run, heads in runs:
+        for k, method, heads in runs:
             embedded = runner.embed(heads, alpha)
             for name in concepts:
                 accuracy = accuracy_from_embeddings(embedded, classifiers[name], labels[name])
                 rows.append({"concept": target, "evaluated": name, "scope": "target" if name == target else "other",
-                             "k": k, "method": method, "alpha": alpha, "baseline": baseline[name], "run": run,
+                             "k": k, "method": method, "alpha": alpha, "baseline": baseline[name],
                              "heads": ",".join(map(head_name, heads)),
                              "accuracy": _normalised(accuracy, baseline[name]) if normalize else accuracy})
     return _summarise(pd.DataFrame(rows))

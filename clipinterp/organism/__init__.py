@@ -19,7 +19,7 @@ def add_organism_commands(subparsers: Any) -> argparse.ArgumentParser:
 
     Each leaf parser sets ``func``: call ``args.func(args)`` after parsing.
     """
-    from clipinterp.organism import evaluate, ground_truth, train
+    from clipinterp.organism import card, evaluate, ground_truth, train
 
     parser = subparsers.add_parser("organism", help="the shapes model organism")
     sub = parser.add_subparsers(dest="organism_command", required=True)
@@ -32,4 +32,7 @@ def add_organism_commands(subparsers: Any) -> argparse.ArgumentParser:
     p_truth = sub.add_parser("ground-truth", help="per-head mean-ablation effects on every attribute")
     ground_truth.add_ground_truth_arguments(p_truth)
     p_truth.set_defaults(func=ground_truth.run_from_args)
+    p_card = sub.add_parser("card", help="write the model card (README.md) from the JSON records")
+    card.add_card_arguments(p_card)
+    p_card.set_defaults(func=card.run_from_args)
     return parser

@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import pandas as pd
 import torch
@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from .. import interventions
 from ..decompose import decompose
 from ..evaluation import accuracy_from_embeddings
-from ..heads import head_name
+from ..heads import head_name, parse_heads
 from .world import ATTRIBUTES, class_prompts, generate
 
 SPECIALISED_DROP = 0.10
@@ -118,11 +118,11 @@ def _direct_shares(model: Any, pixels: torch.Tensor, attributes: list[dict[str, 
 
 
 @torch.no_grad()
-def ground_truth(model: Any = "shapes-clip", n: int = 1000, seed: int = 0,
+def ground_truth(model: Any = "shapes-clip", n: int = 1000, seed: int = 0, heads: Optional[Any] = None,
                  progress: bool = True) -> GroundTruth:
-    """Mean-ablate every vision head and measure the effects (see the module docstring).
-
-    ``model``: a HookedCLIP or a name/path for :func:`clipinterp.load`; ``n`` images per split.
+    """Mean-ablate every vision head (or only ``heads``) and measure the effects (see the module
+    docstring). ``model``: a HookedCLIP or a name/path for :func:`clipinterp.load`; ``n`` images
+    per split.
     """
     if isinstance(model, str):
         from ..model.loading import load
@@ -138,8 +138,9 @@ def ground_truth(model: Any = "shapes-clip", n: int = 1000, seed: int = 0,
     means = interventions.mean_z(model, reference, range(model.cfg.n_layers))
     shares = _direct_shares(model, test_pixels, test.attributes, class_emb)
     rows, shifted_rows = [], []
-    heads = [(l, h) for l in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)]
-    for layer, head in tqdm(heads, desc="ablating heads", disable=not progress):
+    if heads is None:
+        heads = [(l, h) for l in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)]
+    for layer, head in tqdm(parse_heads(heads, model.cfg.n_layers, model.cfg.n_heads), desc="ablating heads", disable=not progress):
         edited = model.with_interventions(interventions.mean((layer, head), reference=means))
         acc = attribute_accuracies(edited.encode_image(test_pixels), test.attributes, class_emb)
         name = head_name((layer, head))

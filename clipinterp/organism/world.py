@@ -36,9 +36,11 @@ Sampling (all attributes independent and uniform unless stated):
   shifted=3, so a sample depends only on (seed, split, index).
 
 Captions (:func:`caption`): a random subset of the attributes is named, each independently with
-probability :data:`MENTION_PROB` (shape/color 0.7, size/position/count 0.5, background colour
+probability :data:`MENTION_PROB` (shape/color 0.5, size/position/count 0.4, background colour
 0.3, background texture only 0.1, so the texture cue is rarely named; at least one attribute is
-always named). The word order is fixed::
+always named). :meth:`Batch.matches` says which captions are true of which images (a caption is
+true of every image that has the attributes it names). With ``generate(..., group_size=g)``
+consecutive samples come in contrast groups of ``g`` that differ in one named attribute. The word order is fixed::
 
     [count] [size] [color] NOUN [position phrase] [on a [texture] [bg colour] background]
 

@@ -1,0 +1,97 @@
+"""The organism's model card, ``data/shapes-clip/README.md``, written from the JSON records beside
+the weights: ``train_log.json`` (the training run), ``evaluation.json`` (``organism evaluate
+--out``), ``ground_truth.json`` (``organism ground-truth --out``) and, when present,
+``methods.json`` (each method's agreement with the ground truth), and ``notes.md`` (known
+shortcomings, written by hand)."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from . import world
+
+ATTRS = world.ATTRIBUTES
+
+
+def _read(folder: Path, name: str) -> Any:
+    path = folder / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _accuracy_table(evaluation: dict[str, Any]) -> str:
+    results = evaluation["results"]
+    lines = ["| split | " + " | ".join(ATTRS) + " | i2t@1 | i2t@5 | t2i@1 | t2i@5 |",
+             "|---" * (len(ATTRS) + 5) + "|"]
+    for split in ("test", "shifted"):
+        acc, rec = results[split]["attribute_accuracy"], results[split]["recall"]
+        cells = [f"{acc[a]:.3f}" for a in ATTRS] + [f"{rec[k]:.3f}" for k in ("i2t@1", "i2t@5", "t2i@1", "t2i@5")]
+        lines.append(f"| {split} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _drop_table(truth: dict[str, Any]) -> str:
+    lines = ["| head | " + " | ".join(ATTRS) + " | shifted shape gain |", "|---" * (len(ATTRS) + 2) + "|"]
+    for head, drops in truth["accuracy_drop"].items():
+        cells = [f"{drops[a]:+.3f}" for a in ATTRS] + [f"{truth['shifted_gain'][head]:+.3f}"]
+        lines.append(f"| {head} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def model_card(folder: Path) -> str:
+    """The card's markdown for the model saved in ``folder``."""
+    train, evaluation = _read(folder, "train_log.json"), _read(folder, "evaluation.json")
+    truth, methods = _read(folder, "ground_truth.json"), _read(folder, "methods.json")
+    args = train["args"]
+    size_mb = sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) / 2**20
+    specialised = {a: hs for a, hs in truth["specialised"].items() if hs}
+    parts = [
+        "# shapes-clip: clipinterp's model organism",
+        "A transformers `CLIPModel` trained from scratch on the procedural shapes world of "
+        "`clipinterp.organism.world`, so that every head-level method can be checked against ground truth. "
+        "Load it with `clipinterp.load(\"shapes-clip\")`.",
+        "## The world\n\n" + (world.__doc__ or "").split("\n", 1)[1].strip(),
+        "## Training\n\n"
+        f"`clipinterp organism train` (seed {args['seed']}): {args['steps']} steps of batch {args['batch_size']}, "
+        f"AdamW lr {args['lr']} (5% warm-up, cosine), weight decay {args['weight_decay']}, "
+        f"{'multi-positive' if args.get('soft_targets') else 'one-positive'} symmetric InfoNCE (every caption "
+        "in the batch that is true of an image counts as its positive), contrast groups of "
+        f"{args.get('group_size', 1)}. Architecture: `{json.dumps(args['config'])}`. "
+        f"This run: {train['seconds']:.0f} s on {train['device']}. Files: {size_mb:.1f} MB.",
+        "## Measured quality\n\n"
+        f"`clipinterp organism evaluate --n {evaluation['n']} --seed {evaluation['seed']}`: zero-shot accuracy "
+        "per attribute (class prompts name only that attribute, argmax cosine) and retrieval recall of "
+        "full captions among the split's images (a hit is any item with the same attributes).\n\n"
+        + _accuracy_table(evaluation),
+        "## Ground truth\n\n"
+        f"`clipinterp organism ground-truth --n {evaluation['n']}`: the drop in each attribute's test "
+        "zero-shot accuracy when one head is mean-ablated in the forward pass (means over the "
+        "validation split), and the change of shifted-split shape accuracy (positive: the head "
+        "carries the spurious stripes cue).\n\n" + _drop_table(truth) + "\n\n"
+        f"Specialised heads (>= {truth['thresholds']['specialised_drop']:.2f} drop on one attribute, "
+        f"<= {truth['thresholds']['other_drop']:.2f} on every other): "
+        + (", ".join(f"{a}: {', '.join(hs)}" for a, hs in specialised.items()) or "none") + ". "
+        f"Spurious-cue heads (shifted shape gain >= {truth['thresholds']['spurious_gain']:.2f}): "
+        + (", ".join(truth["spurious_heads"]) or "none") + ".",
+    ]
+    notes = folder / "notes.md"
+    if notes.exists():
+        parts.append(notes.read_text().strip())
+    if methods:
+        parts.append("## The methods against the ground truth\n\n```json\n" + json.dumps(methods, indent=1) + "\n```")
+    return "\n\n".join(parts) + "\n"
+
+
+def add_card_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``clipinterp organism card``."""
+    parser.add_argument("--model", default="data/shapes-clip", help="saved model directory")
+
+
+def run_from_args(args: argparse.Namespace) -> str:
+    """Write ``README.md`` into the model directory."""
+    folder = Path(args.model)
+    text = model_card(folder)
+    (folder / "README.md").write_text(text)
+    print(f"wrote {folder / 'README.md'}")
+    return text

@@ -1,0 +1,175 @@
+"""Head Pursuit: head ranking, head descriptions, editing and its controls; bad input; the organism."""
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import clipinterp
+from clipinterp.interventions import scale
+from clipinterp.methods import (SOMP, describe_head, edit_heads, editing_table, head_pursuit, logit_lens_scores,
+                                random_control_sets, top_heads)
+from clipinterp.methods.pursuit import _LateRunner
+
+CONCEPT = ["cat", "dog", "a photo of a cat", "of a dog"]
+
+
+@pytest.fixture()
+def decomposition(tiny, pixels):
+    return clipinterp.decompose(tiny, pixels, convention="centered", progress=False)
+
+
+def test_head_pursuit_table(tiny, pixels, decomposition):
+    table = head_pursuit(tiny, pixels, CONCEPT)
+    assert list(table.columns) == ["layer", "head", "name", "score", "logit_lens", "rank", "logit_lens_rank"]
+    assert len(table) == 12 and table["name"].iloc[5] == "L1.H1"
+    assert table["score"].between(0, 1).all()
+    assert sorted(table["rank"]) == list(range(1, 13))
+    assert table.loc[table["rank"] == 1, "score"].item() == table["score"].max()
+    # the same numbers from a decomposition, and from SOMP / the logit lens on one head directly
+    again = head_pursuit(decomposition, concept=CONCEPT, model=tiny)
+    pd.testing.assert_frame_equal(table, again)
+    D = tiny.encode_text(CONCEPT)
+    signal = decomposition.heads[:, 2, 3]
+    row = table[table["name"] == "L2.H3"]
+    assert row["score"].item() == pytest.approx(SOMP(4).fit(signal, D).score_.item(), rel=1e-5)
+    assert row["logit_lens"].item() == pytest.approx(logit_lens_scores(signal, D).item(), rel=1e-5)
+    only = head_pursuit(decomposition, concept=D, layers=[-1])  # embeddings need no model
+    assert list(only["layer"]) == [2] * 4
+    np.testing.assert_allclose(only["score"], table["score"].iloc[8:], rtol=1e-6)
+
+
+def test_top_heads_and_heatmap(tiny, pixels):
+    table = head_pursuit(tiny, pixels, CONCEPT)
+    best = top_heads(table, 3)
+    assert best[0] == tuple(table.loc[table["rank"] == 1, ["layer", "head"]].iloc[0])
+    best_lens = table.loc[table["logit_lens_rank"] == 1, ["layer", "head"]].iloc[0]
+    assert top_heads(table, 2, "logit_lens")[0] == tuple(best_lens)
+    with pytest.raises(ValueError, match="out of range"):
+        top_heads(table, 13)
+    from clipinterp.methods import plot_head_pursuit
+
+    fig = plot_head_pursuit(table, "logit_lens", k=3)
+    assert fig.axes
+
+
+def test_bad_input(tiny, pixels, decomposition):
+    for empty in ([], ["", "  "], ()):
+        with pytest.raises(ValueError, match="no words"):
+            head_pursuit(tiny, pixels, empty)
+    with pytest.warns(UserWarning, match="exceeds the concept's 4 atoms"):
+        capped = head_pursuit(decomposition, concept=CONCEPT, model=tiny, n_atoms=50)
+    pd.testing.assert_frame_equal(capped, head_pursuit(decomposition, concept=CONCEPT, model=tiny, n_atoms=4))
+    D = tiny.encode_text(CONCEPT)
+    D[2] = 0
+    with pytest.raises(ValueError, match="zero norm: 2"):
+        head_pursuit(decomposition, concept=D)
+    broken = clipinterp.decompose(tiny, pixels, convention="centered", progress=False)
+    broken.heads[1, 0, 0, 3] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        head_pursuit(broken, concept=CONCEPT, model=tiny)
+    with pytest.raises(ValueError, match="needs the model"):
+        head_pursuit(decomposition, concept=CONCEPT)
+    with pytest.raises(ValueError, match="needs images"):
+        head_pursuit(tiny, concept=CONCEPT)
+    with pytest.raises(ValueError, match="width"):
+        head_pursuit(decomposition.project(D[:2]), concept=CONCEPT, model=tiny)
+
+
+def test_describe_head(tiny, decomposition):
+    bank = (CONCEPT + ["a", "photo", "of"], tiny.encode_text(CONCEPT + ["a", "photo", "of"]))
+    table = describe_head(decomposition, ["L2.H1", (0, 3)], bank, n_atoms=3)
+    assert len(table) == 6 and list(table["name"]) == ["L0.H3"] * 3 + ["L2.H1"] * 3
+    assert list(table["rank"]) == [0, 1, 2] * 2
+    assert (table["weight"] > 0).all() and set(table["text"]) <= set(bank[0])
+    assert (table.groupby("name")["explained_variance"].diff().dropna() >= -1e-6).all()
+    fitted = SOMP(3).fit(decomposition.heads[:, 2, 1], bank[1])
+    assert list(table["text_index"].iloc[3:]) == fitted.support_.tolist()
+
+
+def test_edit_heads_and_late_runner(tiny, pixels):
+    heads = ["L1.H2", "L2.H0"]
+    edited = edit_heads(tiny, heads, alpha=-1.0).encode_image(pixels)
+    expected = tiny.with_interventions(scale(-1.0, heads)).encode_image(pixels)
+    torch.testing.assert_close(edited, expected)
+    assert not torch.allclose(edited, tiny.encode_image(pixels))
+    runner = _LateRunner(tiny, pixels, start=1, batch_size=3)
+    torch.testing.assert_close(runner.embed([(1, 2), (2, 0)], -1.0), edited, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(runner.embed(), tiny.encode_image(pixels), rtol=1e-5, atol=1e-6)
+    with edit_heads(tiny, heads, 5.0):
+        enhanced = tiny.encode_image(pixels)
+    torch.testing.assert_close(runner.embed([(1, 2), (2, 0)], 5.0), enhanced, rtol=1e-5, atol=1e-6)
+
+
+def test_random_control_sets():
+    selected = [(0, 1), (2, 0), (2, 3), (5, 2)]
+    sets = random_control_sets(selected, 6, 4, n_sets=10, rng=np.random.default_rng(1))
+    assert len(sets) == 10 and len({tuple(s) for s in sets}) > 1
+    for heads in sets:
+        assert len(heads) == 4 and not set(heads) & set(selected)
+        assert sorted(layer for layer, _ in heads) == [0, 2, 2, 5]
+    with pytest.warns(UserWarning, match="2 of the 3 random heads come from neighbouring layers"):
+        crowded = random_control_sets([(1, 0), (1, 1), (1, 2)], 3, 4, n_sets=5)
+    for heads in crowded:
+        assert [layer for layer, _ in heads].count(1) == 1 and len(set(heads)) == 3
+    with pytest.raises(ValueError, match="too few others"):
+        random_control_sets([(0, 0), (0, 1), (0, 2)], 1, 5)
+
+
+def test_editing_table_shape(tiny, pixels):
+    from clipinterp.viz import pursuit_summary, pursuit_table_style
+
+    concepts = {"animal": ([0, 1, 1, 0], ["cat", "dog"]), "words": ([2, 0, 1, 1], ["a", "photo", "of"])}
+    table = editing_table(tiny, pixels, concepts, ks=(1, 2), n_random=3)
+    assert len(table) == 2 * 2 * 2 * 3  # concepts x evaluated x k x methods
+    assert list(pd.unique(table["method"])) == ["pursuit", "random", "logit_lens"]
+    assert set(table.loc[table["method"] == "random", "n"]) == {3}
+    assert set(table.loc[table["method"] != "random", "n"]) == {1}
+    assert (table["scope"] == np.where(table["concept"] == table["evaluated"], "target", "other")).all()
+    assert table[["median", "q25", "q75", "baseline"]].apply(lambda c: c.between(0, 1)).all().all()
+    assert (table["q25"] <= table["median"]).all() and (table["median"] <= table["q75"]).all()
+    pursuit = table[(table["method"] == "pursuit") & (table["concept"] == "animal")]
+    assert pursuit["heads"].iloc[0].count("L") == 1 and pursuit["heads"].iloc[-1].count("L") == 2
+    target = table[(table["concept"] == "animal") & (table["scope"] == "target")]
+    assert list(pursuit_summary(target)["method"]) == ["pursuit", "random", "logit_lens"] * 2
+    assert pursuit_table_style(target).shape == (2, 3)
+    normalised = editing_table(tiny, pixels, {"animal": concepts["animal"]}, ks=(1,), n_random=2, normalize=True)
+    row = normalised.iloc[0]
+    assert row["median"] == pytest.approx(table.iloc[0]["median"] / row["baseline"])
+    with pytest.raises(ValueError, match="labels for 4 images"):
+        editing_table(tiny, pixels, {"animal": ([0, 1], ["cat", "dog"])})
+    with pytest.raises(ValueError, match="index its 2 class prompts"):
+        editing_table(tiny, pixels, {"animal": ([0, 1, 2, 0], ["cat", "dog"])})
+
+
+def test_organism_suppression_ordering():
+    """On the shipped shapes organism (6 layers x 4 heads), suppressing (alpha = -1) the top-2 Head
+    Pursuit heads of ``shape`` or ``background_color`` hurts that attribute's zero-shot accuracy far
+    more than random same-layer controls, more than the logit-lens top-2, and spares the other one.
+
+    Measured on 120 test images (seed 1; 300 images give the same picture): shape 0.34 (pursuit)
+    vs 0.89 (random median) vs 0.55 (logit lens); background colour 0.34 vs 1.00 vs 1.00; the
+    other attribute stays within 0.02 of its baseline. Asserted with margins 0.3 (random), 0.1
+    (logit lens) and 0.1 (sparing). Size (no specialised heads) and count (random controls in
+    layers 2-3 also hurt it) are not asserted; colour's logit-lens top-2 beats pursuit at k=2.
+    """
+    from clipinterp.organism import world
+
+    model = clipinterp.load("shapes-clip")
+    batch = world.generate("test", 120, seed=1)
+    concepts = {}
+    for attribute in ("shape", "background_color"):
+        values, prompts = world.class_prompts(attribute)
+        concepts[attribute] = ([values.index(a[attribute]) for a in batch.attributes], prompts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # few free heads per layer: neighbours fill in
+        table = editing_table(model, batch.images, concepts, ks=(2,), n_random=5, seed=0)
+    accuracy = table.set_index(["concept", "evaluated", "method"])["median"]
+    baseline = table.drop_duplicates("evaluated").set_index("evaluated")["baseline"]
+    for target, other in (("shape", "background_color"), ("background_color", "shape")):
+        pursuit = accuracy[target, target, "pursuit"]
+        assert baseline[target] > 0.9
+        assert pursuit < accuracy[target, target, "random"] - 0.3, target
+        assert pursuit < accuracy[target, target, "logit_lens"] - 0.1, target
+        assert accuracy[target, other, "pursuit"] > baseline[other] - 0.1, target
