@@ -31,6 +31,7 @@ from .methods.aat import GeneticSearch, PairedData, evaluate_heads
 from .methods.ccs import EmbeddingJudge, KeywordJudge, ccs_agreement, ccs_table
 from .methods.pursuit import head_pursuit
 from .model.loading import data_dir, load
+from .organism.ground_truth import shifted_pairs
 from .textbank import load_bank
 from .viz.plots import plot_ablation_sweep, plot_head_heatmap
 
@@ -50,12 +51,6 @@ class Split:
     images: list[Any]
     captions: Optional[list[str]] = None
     concepts: dict[str, tuple[list[str], torch.Tensor]] = field(default_factory=dict)
-
-    def half(self, second: bool) -> "Split":
-        n = len(self.images) // 2
-        sl = slice(n, None) if second else slice(0, n)
-        return Split(self.images[sl], self.captions[sl] if self.captions else None,
-                     {k: (p, lab[sl]) for k, (p, lab) in self.concepts.items()})
 
 
 def organism_split(split: str, n: int, seed: int) -> Split:
@@ -128,28 +123,37 @@ def _ccs(model: Any, dec: Any, organism: bool) -> pd.DataFrame:
     return ccs_table(model, dec, bank, judge, layers=layers)
 
 
-def _aat(model: Any, search: Split, test: Split) -> tuple[dict[str, Any], pd.DataFrame]:
-    ga = GeneticSearch(population=16, generations=8, metric="recall@1", progress=False)
-    ga.fit(model, PairedData(search.images, search.captions))
-    table = evaluate_heads(model, ga.result_, PairedData(test.images, test.captions), reference=search.images)
+def _aat(model: Any, search: PairedData, test: PairedData) -> tuple[dict[str, Any], pd.DataFrame]:
+    """GA over the last four layers' heads on ``search``, scored on held-out ``test``."""
+    layers = list(range(max(0, model.cfg.n_layers - 4), model.cfg.n_layers))
+    ga = GeneticSearch(population=12, generations=5, layers=layers, metric="recall@1", progress=False)
+    ga.fit(model, search)
+    table = evaluate_heads(model, ga.result_, test, reference=search.images)
     found = {"heads": ga.result_.heads, "validation_baseline": ga.result_.baseline, "validation_score": ga.result_.score}
     return found, table
 
 
 def _agreement(ccs: pd.DataFrame, pursuit: dict[str, pd.DataFrame], aat_heads: list[str]) -> dict[str, Any]:
-    """Each method against the organism's recorded ground truth."""
+    """Each method against the organism's recorded ground truth: CCS labels of the specialised
+    heads, the rank correlation of Head Pursuit scores with the heads' accuracy drops (total
+    effect) and direct shares per attribute, and the spurious-cue heads among AAT's."""
     truth = json.loads((data_dir() / "shapes-clip" / "ground_truth.json").read_text())
-    specialised = truth["specialised"]
-    with_heads = {a: hs for a, hs in specialised.items() if hs}
-    pursuit_hits = {a: pursuit[a].iloc[0]["name"] in hs for a, hs in with_heads.items() if a in pursuit}
+    with_heads = {a: hs for a, hs in truth["specialised"].items() if hs}
+    def spearman(table: dict[str, dict[str, float]]) -> dict[str, float]:
+        truth_table = pd.DataFrame(table).T
+        return {a: round(float(df.set_index("name")["score"].rank().corr(truth_table[a].rank())), 3)
+                for a, df in pursuit.items() if a in truth_table and truth_table[a].std() > 0}
+
     spurious = set(truth["spurious_heads"])
     return {
-        "specialised": specialised,
+        "specialised": with_heads,
         "ccs_label_agreement": ccs_agreement(ccs, with_heads),
-        "pursuit_top_head_is_specialised": pursuit_hits,
-        "pursuit_agreement": sum(pursuit_hits.values()) / max(1, len(pursuit_hits)),
+        "pursuit_spearman_with_accuracy_drop": spearman(truth["accuracy_drop"]),
+        "pursuit_spearman_with_direct_share": spearman(truth["direct_share"]),
+        "pursuit_top_head": {a: df.iloc[0]["name"] for a, df in pursuit.items()},
         "spurious_heads": sorted(spurious),
-        "aat_heads_carrying_spurious_cue": sorted(spurious & set(aat_heads)),
+        "aat_heads": aat_heads,
+        "aat_found_spurious_heads": sorted(spurious & set(aat_heads)),
     }
 
 
@@ -172,12 +176,16 @@ def write_report(model: Any = "shapes-clip", out: Union[str, Path] = "report", *
     organism = _is_organism(model) and images is None
     if images is not None:
         data = folder_split(images, captions, n_images)
-        search, test = data.half(False), data.half(True)
+        search = test = None
+        if data.captions:
+            half = len(data.images) // 2
+            search = PairedData(data.images[:half], data.captions[:half])
+            test = PairedData(data.images[half:], data.captions[half:])
     elif organism:
         n = n_images or 500
         data = organism_split("test", n, seed)
         # AAT searches shifted-split images of another seed and is scored on held-out shifted images
-        search, test = organism_split("shifted", n, seed + 1), organism_split("shifted", n, seed)
+        search, test = shifted_pairs(n // 2, seed + 1), shifted_pairs(n, seed)
     else:
         raise ValueError("a model other than the organism needs --images (a folder) and, for AAT, --captions")
     pixels = model.preprocess(data.images)
@@ -212,7 +220,7 @@ def write_report(model: Any = "shapes-clip", out: Union[str, Path] = "report", *
     sections.append(("Head Pursuit: top heads per concept",
                      pd.DataFrame(findings["head_pursuit_top3"]).to_html(index=False)))
 
-    if search.captions:
+    if search is not None:
         found, table = _aat(model, search, test)
         findings["aat"] = {**found, "held_out": table.drop(columns=["heads"]).to_dict(orient="records")}
         sections.append(("AAT: heads whose suppression helps", f"<p>heads found: {', '.join(found['heads']) or 'none'}</p>"

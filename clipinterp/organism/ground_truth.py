@@ -30,7 +30,7 @@ from .. import interventions
 from ..decompose import decompose
 from ..evaluation import accuracy_from_embeddings
 from ..heads import head_name, parse_heads
-from .world import ATTRIBUTES, class_prompts, generate
+from .world import ATTRIBUTES, caption, class_prompts, generate
 
 SPECIALISED_DROP = 0.10
 OTHER_DROP = 0.03
@@ -53,6 +53,19 @@ def attribute_accuracies(image_emb: torch.Tensor, attributes: list[dict[str, str
     """Zero-shot accuracy per attribute for unit image embeddings ``[N, d]``."""
     return {a: accuracy_from_embeddings(image_emb, class_emb[a], attribute_labels(attributes, a))
             for a in ATTRIBUTES}
+
+
+def shifted_pairs(n: int, seed: int) -> Any:
+    """``n`` shifted-split images as :class:`~clipinterp.methods.aat.PairedData`: captions naming
+    shape, color, size and count (not the texture, so the stripes cue can only hurt retrieval) and
+    shape labels. The data the AAT searches of the model card and the tests use."""
+    from ..methods.aat import PairedData
+
+    batch = generate("shifted", n, seed)
+    named = frozenset({"shape", "color", "size", "count"})
+    return PairedData(list(batch.images), [caption(a, named) for a in batch.attributes],
+                      attribute_labels(batch.attributes, "shape").tolist(), class_prompts("shape")[1],
+                      templates=["{}"])
 
 
 @dataclass

@@ -1,0 +1,36 @@
+"""``clipinterp report``: the organism's report and a report on a user's image folder."""
+import json
+
+import numpy as np
+from PIL import Image
+
+from clipinterp.cli import main
+from clipinterp.organism.world import generate
+from clipinterp.report import write_report
+
+EXPECTED = {"model", "sum_check_max_relative_error", "zero_shot_accuracy", "layer_mean_ablation", "ccs",
+            "head_pursuit_top3", "aat", "ground_truth_agreement", "seconds"}
+
+
+def test_organism_report_from_the_command_line(tmp_path):
+    main(["report", "--model", "shapes-clip", "--out", str(tmp_path), "--n-images", "120"])
+    findings = json.loads((tmp_path / "findings.json").read_text())
+    assert EXPECTED <= set(findings)
+    assert max(findings["sum_check_max_relative_error"].values()) < 1e-5
+    assert findings["ground_truth_agreement"]["ccs_label_agreement"] >= 0.5
+    page = (tmp_path / "index.html").read_text()
+    assert page.count("data:image/png;base64,") >= 2 and "http://" not in page and "https://" not in page
+
+
+def test_report_on_an_image_folder_with_captions(tmp_path, tiny_folder):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    batch = generate("test", 8, seed=2)
+    for i, image in enumerate(batch.images):
+        Image.fromarray(np.asarray(image)).save(folder / f"{i:02d}.png")
+    (tmp_path / "captions.txt").write_text("\n".join(batch.captions) + "\n")
+    findings = write_report(str(tiny_folder), tmp_path / "out", images=str(folder),
+                            captions=str(tmp_path / "captions.txt"))
+    assert {"model", "sum_check_max_relative_error", "ccs", "head_pursuit_top3", "aat"} <= set(findings)
+    assert "ground_truth_agreement" not in findings
+    assert (tmp_path / "out" / "index.html").exists()
