@@ -147,10 +147,11 @@ def _check_layer(layer: int, n_layers: int) -> None:
 
 def _capture_hooks(model, token_layers: Sequence[int], store: dict) -> list:
     """Hooks that keep only what the decomposition needs: the CLS row (and for token layers the
-    values and the CLS query's attention row)."""
+    values and the CLS query's attention row). Rows are copied, so that the full activations they
+    come from are freed as the forward pass moves on."""
     def keep(key, take):
         def hook(x, hook):
-            store[key] = take(x)
+            store[key] = take(x).clone()
         return hook
 
     cls = lambda x: x[:, 0]  # noqa: E731

@@ -41,3 +41,17 @@ def parse_heads(heads: HeadLike | Iterable[HeadLike] | None, n_layers: int | Non
     if isinstance(heads, str) or (isinstance(heads, tuple) and len(heads) == 2 and all(isinstance(v, int) for v in heads)):
         heads = [heads]
     return sorted({parse_head(h, n_layers, n_heads) for h in heads})
+
+
+def resolve_layers(layers: int | Iterable[int] | None, n_layers: int) -> list[int]:
+    """Layers to use, sorted and de-duplicated: all of them for None; negative indices count from
+    the end. Raises ``ValueError`` for an index out of range or an empty selection."""
+    layers = range(n_layers) if layers is None else [layers] if isinstance(layers, int) else layers
+    out = set()
+    for layer in layers:
+        if not -n_layers <= layer < n_layers:
+            raise ValueError(f"layer {layer} out of range: the model has {n_layers} layers (0..{n_layers - 1})")
+        out.add(layer % n_layers)
+    if not out:
+        raise ValueError("no layers given")
+    return sorted(out)

@@ -129,3 +129,14 @@ def test_recorded_specialised_heads_reproduce(card):
             assert abs(drops[attr] - recorded["accuracy_drop"][name][attr]) <= 0.02, (name, attr)
     for attr in ATTRIBUTES:
         assert abs(truth.baseline[attr] - card["results"]["test"]["attribute_accuracy"][attr]) <= 0.02
+
+
+def test_registry_row_matches_the_shipped_config():
+    config = json.loads((SHIPPED / "config.json").read_text())
+    vision, text = config["vision_config"], config["text_config"]
+    row = clipinterp.list_models().set_index("name").loc["shapes-clip"]
+    assert (row.layers, row.width, row.heads, row.mlp, row.patch, row.image_size) == (
+        vision["num_hidden_layers"], vision["hidden_size"], vision["num_attention_heads"],
+        vision["intermediate_size"], vision["patch_size"], vision["image_size"])
+    assert (row.embed_dim, row.text_layers, row.text_width) == (
+        config["projection_dim"], text["num_hidden_layers"], text["hidden_size"])

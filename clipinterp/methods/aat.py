@@ -55,7 +55,7 @@ from tqdm.auto import tqdm
 
 from .. import interventions as iv
 from ..evaluation import accuracy_from_embeddings, image_embeddings, recall_from_embeddings
-from ..heads import HeadLike, head_name, parse_heads
+from ..heads import HeadLike, head_name, parse_heads, resolve_layers
 from ..model.hooked_clip import DEFAULT_TEMPLATES
 
 __all__ = ["AATResult", "GeneticSearch", "GradientSearch", "LateLayerCache", "METRICS", "PairedData", "Targets",
@@ -279,19 +279,6 @@ def _resolve_metric(metric: Union[str, Metric], data: PairedData) -> tuple[str, 
     return metric, fn
 
 
-def _layer_list(layers: Layers, n_layers: int) -> list[int]:
-    """Searchable layers, sorted: all for None; negative indices count from the end."""
-    layers = range(n_layers) if layers is None else [layers] if isinstance(layers, int) else layers
-    out = set()
-    for layer in layers:
-        if not -n_layers <= layer < n_layers:
-            raise ValueError(f"layer {layer} out of range: the model has {n_layers} layers (0..{n_layers - 1})")
-        out.add(layer % n_layers)
-    if not out:
-        raise ValueError("no layers to search")
-    return sorted(out)
-
-
 # ----------------------------------------------------------------------------- late-layer runs
 class _Stop(Exception):
     """Ends a forward pass once the wanted activation is stored."""
@@ -359,7 +346,7 @@ def single_head_scan(model, data: PairedData, metric: Union[str, Metric] = "reca
     (the metric with that head suppressed) and ``delta`` (minus the original model's, in
     ``attrs["baseline"]``). Warns when no head changes the metric (no signal)."""
     name, fn = _resolve_metric(metric, data)
-    layers = _layer_list(layers, model.cfg.n_layers)
+    layers = resolve_layers(layers, model.cfg.n_layers)
     _check_variant(variant)
     cache = LateLayerCache(model, data, layers[0], batch_size)
     baseline = cache.score([], fn)
@@ -413,7 +400,7 @@ class _HeadSearch:
     def _prepare(self, model, data: PairedData) -> tuple[list[tuple[int, int]], LateLayerCache, str, Metric]:
         """``(genes, cache, metric name, metric fn)``; genes: the searchable heads in mask order."""
         name, fn = _resolve_metric(self.metric, data)
-        layers = _layer_list(self.layers, model.cfg.n_layers)
+        layers = resolve_layers(self.layers, model.cfg.n_layers)
         self.layers_ = layers
         genes = [(layer, h) for layer in layers for h in range(model.cfg.n_heads)]
         return genes, LateLayerCache(model, data, layers[0], self.batch_size), name, fn
@@ -630,7 +617,7 @@ def evaluate_heads(model, heads: Union[AATResult, Iterable[HeadLike]], data: Pai
     if chosen:
         if random_layers is None:
             random_layers = heads.layers or range(chosen[0][0], chosen[-1][0] + 1)
-        pool = [(layer, h) for layer in _layer_list(random_layers, cfg.n_layers) for h in range(cfg.n_heads)]
+        pool = [(layer, h) for layer in resolve_layers(random_layers, cfg.n_layers) for h in range(cfg.n_heads)]
         if len(pool) < len(chosen):
             raise ValueError(f"random_layers hold {len(pool)} heads, fewer than the {len(chosen)} to draw")
         picks = np.random.default_rng(seed).choice(len(pool), len(chosen), replace=False)

@@ -26,12 +26,12 @@ from torch import Tensor
 
 from ..decompose import Decomposition, decompose
 from ..evaluation import accuracy_from_embeddings
-from ..heads import HeadLike, head_name, parse_heads
+from ..heads import HeadLike, head_name, parse_heads, resolve_layers
 from ..interventions import InterventionModel, scale
 from ..textbank import TextBank
 from .aat import _residual_at
 from .somp import SOMP, logit_lens_scores
-from .textspan import Bank, _layer_list, _unpack_bank
+from .textspan import Bank, _unpack_bank
 
 __all__ = ["concept_embeddings", "describe_head", "edit_heads", "editing_table", "head_pursuit",
            "plot_head_pursuit", "random_control_sets", "top_heads"]
@@ -106,7 +106,7 @@ def head_pursuit(source: Source, images: Any = None, concept: Concept = (), *, m
         raise ValueError(f"head outputs have width {heads.shape[-1]}, the concept embeddings {dictionary.shape[-1]}: "
                          "pass an unprojected decomposition of the same model")
     n_heads = heads.shape[2]
-    pairs = [(layer, h) for layer in _layer_list(layers, heads.shape[1]) for h in range(n_heads)]
+    pairs = [(layer, h) for layer in resolve_layers(layers, heads.shape[1]) for h in range(n_heads)]
     signals = torch.stack([heads[:, layer, h] for layer, h in pairs])  # [B, N, d]
     fitted = SOMP(_atom_count(n_atoms, len(dictionary))).fit(signals, dictionary)
     table = pd.DataFrame({

@@ -27,6 +27,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from ..heads import resolve_layers
+
 __all__ = ["TextSpan", "textspan_heads", "textspan_completeness"]
 
 # Working memory one batch of heads may take; larger batches are split into chunks.
@@ -63,21 +65,6 @@ def _unpack_bank(bank: Bank) -> tuple[list[str], Tensor]:
     if len(texts) != embeddings.shape[0]:
         raise ValueError(f"the text bank has {len(texts)} texts but {embeddings.shape[0]} embeddings")
     return texts, embeddings
-
-
-def _layer_list(layers: Union[int, Sequence[int], None], n_layers: int) -> list[int]:
-    """Layers to use: all of them for None, negative indices counted from the end."""
-    if layers is None:
-        return list(range(n_layers))
-    layers = [layers] if isinstance(layers, int) else list(layers)
-    out = []
-    for layer in layers:
-        if not -n_layers <= layer < n_layers:
-            raise ValueError(f"layer {layer} out of range: the decomposition has {n_layers} layers")
-        out.append(layer % n_layers)
-    if not out:
-        raise ValueError("no layers given")
-    return out
 
 
 def _head_batches(heads: Tensor, pairs: list[tuple[int, int]], batch: int):
@@ -246,7 +233,7 @@ def textspan_heads(decomposition: Any, bank: Bank, layers: Union[int, Sequence[i
     _, n_layers, n_heads, d = heads.shape
     if d != embeddings.shape[1]:
         raise ValueError(f"head outputs have d_embed={d} but text embeddings have d_embed={embeddings.shape[1]}")
-    pairs = [(layer, head) for layer in _layer_list(layers, n_layers) for head in range(n_heads)]
+    pairs = [(layer, head) for layer in resolve_layers(layers, n_layers) for head in range(n_heads)]
     itemsize = torch.finfo(_working_dtype(heads)).bits // 8
     batch = batch_heads or _heads_per_chunk(heads.shape[0], d, len(texts), rank, itemsize)
     indices, variance = [], []
@@ -285,7 +272,7 @@ def textspan_completeness(decomposition: Any, spans: Union[TextSpan, Bank], clas
     """
     heads = decomposition.heads
     N, n_layers, n_heads, d = heads.shape
-    layers = _layer_list(layers, n_layers)
+    layers = resolve_layers(layers, n_layers)
     device = torch.device(device) if device is not None else heads.device
     dtype = _working_dtype(heads)
     if isinstance(spans, TextSpan):

@@ -53,7 +53,8 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [
               "LAION (open_clip files)", 12, 768, 12, 3072, 32, 224, 512, "gelu", 12, 512, 8),
     ModelSpec("hf-hub:laion/CLIP-ViT-B-16-laion2B-s34B-b88K", "open_clip", "laion/CLIP-ViT-B-16-laion2B-s34B-b88K",
               "LAION (open_clip files)", 12, 768, 12, 3072, 16, 224, 512, "gelu", 12, 512, 8),
-    ModelSpec("shapes-clip", "local", "shapes-clip", "clipinterp organism", 0, 0, 0, 0, 0, 0, 0, "quick_gelu"),
+    ModelSpec("shapes-clip", "local", "shapes-clip", "clipinterp organism (data/shapes-clip)",
+              6, 128, 4, 512, 8, 64, 128, "quick_gelu", 4, 128, 4),
 ]}
 
 ALIASES = {
