@@ -107,7 +107,7 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
-        qkv = x @ self.W_QKV.reshape(cfg.d_model, -1) + self.b_QKV.reshape(-1)
+        qkv = F.linear(x, self.W_QKV.reshape(cfg.d_model, -1).T, self.b_QKV.reshape(-1))
         qkv = qkv.unflatten(-1, (3, cfg.n_heads, cfg.d_head))
         q = self.hook_q(qkv[:, :, 0])
         k = self.hook_k(qkv[:, :, 1])
@@ -123,7 +123,7 @@ class Attention(nn.Module):
         if is_hooked(self.hook_result):
             result = self.hook_result(torch.einsum("bphk,hkd->bphd", z, self.W_O))
             return result.sum(dim=2) + self.b_O
-        return z.flatten(2) @ self.W_O.reshape(-1, cfg.d_model) + self.b_O
+        return F.linear(z.flatten(2), self.W_O.reshape(-1, cfg.d_model).T, self.b_O)
 
 
 class MLP(nn.Module):
@@ -140,8 +140,8 @@ class MLP(nn.Module):
         self.hook_post = HookPoint()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        post = self.hook_post(self.act(self.hook_pre(x @ self.W_in + self.b_in)))
-        return post @ self.W_out + self.b_out
+        post = self.hook_post(self.act(self.hook_pre(F.linear(x, self.W_in.T, self.b_in))))
+        return F.linear(post, self.W_out.T, self.b_out)
 
 
 class TransformerBlock(nn.Module):
