@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
+import sys
 import time
 from typing import Any, Callable
 
@@ -79,6 +81,27 @@ def peak_memory_mb(fn: Callable[[], Any]) -> float:
     base = _status_mb("VmRSS")
     fn()
     return _status_mb("VmHWM") - base
+
+
+def median_seconds(fn: Callable[[], Any], repeats: int) -> float:
+    """Median wall-clock seconds of ``repeats`` calls of ``fn``."""
+    return float(np.median([timed(fn)[1] for _ in range(repeats)]))
+
+
+def probe_memory_mb(script: str, variant: str, batch: int) -> float:
+    """Run ``script --probe variant --batch batch`` in a fresh process; its last line is the peak MB."""
+    out = subprocess.run([sys.executable, script, "--probe", variant, "--batch", str(batch)],
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def speed_fields(ours_runs: list[float], reference_s: float, load_before: float) -> dict[str, Any]:
+    """The JSON fields every ours-vs-reference timing shares (ours = the fastest run)."""
+    ours_s = min(ours_runs)
+    return {"ours_s": round(ours_s, 3), "ours_runs_s": [round(s, 3) for s in ours_runs],
+            "reference_s": round(reference_s, 3), "ratio": round(ours_s / reference_s, 4),
+            "speedup": round(reference_s / ours_s, 2), "machine": machine(),
+            "load_average": [load_before, load_average()]}
 
 
 def report(result: dict[str, Any]) -> None:

@@ -5,16 +5,13 @@ and per-token contributions from the CLS row (ours) vs the all-tokens approach t
 from __future__ import annotations
 
 import argparse
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import load_average, machine, peak_memory_mb, report  # noqa: E402
+from _common import load_average, machine, median_seconds, peak_memory_mb, probe_memory_mb, report  # noqa: E402
 
 LAYER = 11
 
@@ -67,21 +64,6 @@ def probe(variant: str, batch: int) -> None:
         print(peak_memory_mb(variants(model, pixels)[variant]))
 
 
-def median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def memory(variant: str, batch: int) -> float:
-    out = subprocess.run([sys.executable, __file__, "--probe", variant, "--batch", str(batch)],
-                         capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=8)
@@ -97,7 +79,6 @@ def main() -> None:
     small = pixels[:args.token_batch]
     calls, token_calls = variants(model, pixels), variants(model, small)
     with torch.no_grad():
-        import clipinterp
         dec = calls["decompose"]()
         sum_error = ((dec.total() - model.encode_image(pixels, normalize=False)).norm(dim=-1)
                      / dec.norms).max().item()
@@ -108,8 +89,8 @@ def main() -> None:
             fn()
         t = {name: median_seconds(fn, args.repeats) for name, fn in calls.items() if not name.startswith("tokens")}
         t.update({name: median_seconds(fn, args.repeats) for name, fn in token_calls.items() if name.startswith("tokens")})
-    mem = {name: memory(name, args.batch) for name in ("forward", "decompose")}
-    mem.update({name: memory(name, args.token_batch) for name in ("tokens_cls_row", "tokens_all_rows")})
+    mem = {name: probe_memory_mb(__file__, name, args.batch) for name in ("forward", "decompose")}
+    mem.update({name: probe_memory_mb(__file__, name, args.token_batch) for name in ("tokens_cls_row", "tokens_all_rows")})
     print(f"batch {args.batch}: forward {t['forward']:.2f} s / {mem['forward']:.0f} MB, head decomposition "
           f"{t['decompose']:.2f} s / {mem['decompose']:.0f} MB (sum error {sum_error:.1e})")
     print(f"per-token terms of layer {LAYER}, batch {args.token_batch}: CLS row {t['tokens_cls_row']:.2f} s / "

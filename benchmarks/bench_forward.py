@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, peak_memory_mb, report  # noqa: E402
+from _common import machine, median_seconds, peak_memory_mb, probe_memory_mb, report  # noqa: E402
 
 SPEC = "openai/clip-vit-base-patch16"
 FILTER = [f"blocks.{l}.hook_resid_post" for l in range(12)] + ["ln_final.hook_scale"]
@@ -39,15 +37,6 @@ def memory_probe(variant: str, batch: int) -> None:
              "cache_all": lambda: model.run_with_cache(pixels)}
     with torch.no_grad():
         print(peak_memory_mb(calls[variant]))
-
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -76,15 +65,12 @@ def main() -> None:
         # interleave so both see the same machine state
         t_ours, t_ref = [], []
         for _ in range(args.repeats):
-            t_ours.append(median_time(lambda: ours(pixels), 1))
-            t_ref.append(median_time(lambda: ref(pixel_values=pixels), 1))
-        t_filtered = median_time(lambda: ours.run_with_cache(pixels, names_filter=FILTER), 3)
-        t_all = median_time(lambda: ours.run_with_cache(pixels), 3)
-    mem = {}
-    for variant in ("forward", "cache_filtered", "cache_all"):
-        out = subprocess.run([sys.executable, __file__, "--probe", variant, "--batch", str(args.batch)],
-                             capture_output=True, text=True, check=True)
-        mem[variant] = float(out.stdout.strip().splitlines()[-1])
+            t_ours.append(median_seconds(lambda: ours(pixels), 1))
+            t_ref.append(median_seconds(lambda: ref(pixel_values=pixels), 1))
+        t_filtered = median_seconds(lambda: ours.run_with_cache(pixels, names_filter=FILTER), 3)
+        t_all = median_seconds(lambda: ours.run_with_cache(pixels), 3)
+    mem = {variant: probe_memory_mb(__file__, variant, args.batch)
+           for variant in ("forward", "cache_filtered", "cache_all")}
     print("peak MB added per variant:", mem)
     ours_s, ref_s = statistics.median(t_ours), statistics.median(t_ref)
     print(f"forward, batch {args.batch}: ours {ours_s * 1e3:.1f} ms, transformers {ref_s * 1e3:.1f} ms "

@@ -17,7 +17,7 @@ import argparse
 import numpy as np
 import torch
 
-from _common import best_of, load_average, machine, report, time_per_item
+from _common import best_of, load_average, machine, report, speed_fields, time_per_item  # noqa: E402
 from clipinterp.methods import SOMP
 
 D_EMBED, N_ATOMS = 512, 50
@@ -85,13 +85,7 @@ def main() -> None:
     report({
         "benchmark": "pursuit",
         "size": size_name,
-        "ours_s": round(ours_s, 3),
-        "ours_runs_s": [round(s, 3) for s in ours_runs],
-        "reference_s": round(reference_s, 3),
-        "ratio": round(ours_s / reference_s, 4),
-        "speedup": round(reference_s / ours_s, 2),
-        "machine": machine(),
-        "load_average": [load_before, load_average()],
+        **speed_fields(ours_runs, reference_s, load_before),
         "heads": n_heads, "images": images, "atoms": atoms, "d_embed": D_EMBED, "n_atoms": N_ATOMS,
         "reference_heads_timed": timed_heads,
         "reference_extrapolated": timed_heads < n_heads,

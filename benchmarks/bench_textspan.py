@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 import torch
 
-from _common import best_of, load_average, machine, report, time_per_item
+from _common import best_of, load_average, machine, report, speed_fields, time_per_item  # noqa: E402
 from clipinterp.methods import TextSpan
 
 D_EMBED, N_TEXTS, RANK = 512, 20, 80
@@ -83,13 +83,7 @@ def main() -> None:
     print(f"speedup: {reference_s / ours_s:.1f}x")
     report({
         "benchmark": "textspan",
-        "ours_s": round(ours_s, 3),
-        "ours_runs_s": [round(s, 3) for s in ours_runs],
-        "reference_s": round(reference_s, 3),
-        "ratio": round(ours_s / reference_s, 4),
-        "speedup": round(reference_s / ours_s, 2),
-        "machine": machine(),
-        "load_average": [load_before, load_average()],
+        **speed_fields(ours_runs, reference_s, load_before),
         "heads": n_heads, "images": size["images"], "texts": size["texts"], "d_embed": D_EMBED,
         "n_texts": N_TEXTS, "rank": RANK, "quick": size is QUICK,
         "reference_heads_timed": timed_heads,

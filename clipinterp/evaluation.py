@@ -6,7 +6,7 @@ case its ``total()`` is the image embedding. Results are pandas DataFrames.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import pandas as pd
 import torch

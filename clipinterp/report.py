@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from .decompose import decompose
-from .evaluation import accuracy_from_embeddings, recall_from_embeddings
+from .evaluation import accuracy_from_embeddings
 from .methods.aat import GeneticSearch, PairedData, evaluate_heads
 from .methods.ccs import EmbeddingJudge, KeywordJudge, ccs_agreement, ccs_table
 from .methods.pursuit import head_pursuit

@@ -7,7 +7,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 torch.set_num_threads(2)
 
-from checkpoints import hf_checkpoint  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,4 @@
 """SOMP against a direct implementation that refits with numpy's lstsq at every step."""
-import warnings
 
 import numpy as np
 import pytest

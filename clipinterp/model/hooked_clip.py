@@ -12,7 +12,7 @@ block's attention and MLP outputs sums to the final residual, as TransformerLens
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 from torch import nn
