@@ -140,3 +140,14 @@ def test_registry_row_matches_the_shipped_config():
         vision["intermediate_size"], vision["patch_size"], vision["image_size"])
     assert (row.embed_dim, row.text_layers, row.text_width) == (
         config["projection_dim"], text["num_hidden_layers"], text["hidden_size"])
+
+
+def test_curriculum_captions_name_only_the_position():
+    plain = generate("train", 20, seed=4)
+    only = generate("train", 20, seed=4, name_only=trainer.CURRICULUM)
+    assert np.array_equal(plain.images, only.images) and plain.attributes == only.attributes
+    assert all(m == trainer.CURRICULUM for m in only.mentions)
+    assert all(c.split()[0] == "shape" and len(c.split()) == 4 for c in only.captions)  # "shape on the left"
+    # the trainer's first two steps use such captions (BOS + 4 words + EOS), the third does not
+    lengths = [mask.sum(1).tolist() for _, _, _, mask, _ in trainer._Batches(0, 3, 16, 4, 1, curriculum_steps=2)]
+    assert set(lengths[0]) == set(lengths[1]) == {6} and set(lengths[2]) != {6}

@@ -31,6 +31,10 @@ from clipinterp.organism.world import IMAGE_SIZE, PATCH_SIZE, generate
 
 CHECKPOINT = "checkpoint"
 TRAINER_STATE = "trainer_state.pt"
+# What the captions of the first ``curriculum_steps`` steps name: position alone. Without it
+# neither tower picks position up (both map the four position phrases to one point); a short
+# position-only phase breaks that symmetry (0.23 -> 0.73 zero-shot after 800 small steps).
+CURRICULUM = frozenset({"position"})
 TEXT_PAD_LENGTH = 16  # longest caption is 14 tokens with BOS/EOS; padding never reaches EOS
 
 
@@ -142,17 +146,19 @@ class _Batches(torch.utils.data.IterableDataset):
     """Yields ``(step, images uint8 [b, H, W, 3], ids [b, L], mask [b, L], matches [b, b])`` for
     steps ``start..stop-1``; ``matches[i, j]``: caption ``i`` is true of image ``j``."""
 
-    def __init__(self, start: int, stop: int, batch_size: int, seed: int, group_size: int) -> None:
+    def __init__(self, start: int, stop: int, batch_size: int, seed: int, group_size: int,
+                 curriculum_steps: int) -> None:
         self.start, self.stop, self.batch_size, self.seed = start, stop, batch_size, seed
-        self.group_size = group_size
+        self.group_size, self.curriculum_steps = group_size, curriculum_steps
         self.tokenizer = WordTokenizer(TEXT_PAD_LENGTH)
 
     def __iter__(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
         info = torch.utils.data.get_worker_info()
         wid, nw = (0, 1) if info is None else (info.id, info.num_workers)
         for step in range(self.start + wid, self.stop, nw):
+            only = CURRICULUM if step < self.curriculum_steps else None
             batch = generate("train", self.batch_size, self.seed, start=step * self.batch_size,
-                             group_size=self.group_size)
+                             group_size=self.group_size, name_only=only)
             ids, mask = self.tokenizer(batch.captions)
             yield (step, torch.from_numpy(batch.images), torch.from_numpy(ids), torch.from_numpy(mask),
                    torch.from_numpy(batch.matches()))
@@ -228,13 +234,15 @@ def train(
     progress: bool = True,
     group_size: int = 1,
     soft_targets: bool = True,
+    curriculum_steps: int = 0,
 ) -> dict[str, Any]:
     """Train the shapes CLIP and export it (transformers format) to ``out_dir``.
 
     Returns ``{"steps", "final_loss", "loss_log": [[step, loss], ...], "seconds",
     "steps_per_second", "device", "resumed_from"}``; also written to ``out_dir/train_log.json``.
     ``warmup`` defaults to 5% of ``steps``. Batches are made of contrast groups of ``group_size``
-    scenes that differ in one named attribute (hard negatives; 1 = independent samples).
+    scenes that differ in one named attribute (hard negatives; 1 = independent samples). The
+    captions of the first ``curriculum_steps`` steps name only :data:`CURRICULUM`.
     """
     from tqdm.auto import tqdm
 
@@ -263,7 +271,7 @@ def train(
     resumed_from = start
     max_length = config.max_text_positions
     meta = {"steps": steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-            "warmup": warmup, "seed": seed, "group_size": group_size, "soft_targets": soft_targets, "config": asdict(config)}
+            "warmup": warmup, "seed": seed, "group_size": group_size, "soft_targets": soft_targets, "curriculum_steps": curriculum_steps, "config": asdict(config)}
 
     def state_dict(step: int) -> dict[str, Any]:
         return {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step,
@@ -272,7 +280,7 @@ def train(
                 "loss_log": loss_log, "args": meta}
 
     loader = torch.utils.data.DataLoader(
-        _Batches(start, steps, batch_size, seed, group_size), batch_size=None, num_workers=num_workers,
+        _Batches(start, steps, batch_size, seed, group_size, curriculum_steps), batch_size=None, num_workers=num_workers,
         pin_memory=device.startswith("cuda"), persistent_workers=False,
     )
     use_amp = device.startswith("cuda")
@@ -337,6 +345,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hard-targets", action="store_true",
                         help="one positive per row (plain CLIP loss) instead of every true caption")
+    parser.add_argument("--curriculum-steps", type=int, default=0,
+                        help="first steps whose captions name only the position")
     parser.add_argument("--group-size", type=int, default=1,
                         help="scenes per contrast group (differing in one named attribute)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -357,6 +367,7 @@ def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
         resume=not args.no_resume, log_every=args.log_every,
         checkpoint_every=args.checkpoint_every, num_workers=args.num_workers,
         group_size=args.group_size, soft_targets=not args.hard_targets,
+        curriculum_steps=args.curriculum_steps,
     )
     print(json.dumps({k: v for k, v in result.items() if k != "loss_log"}, indent=1))
     return result

@@ -338,11 +338,13 @@ def _group_member(seed: int, split: str, index: int, group_size: int) -> tuple[d
     return attrs, _jitter(m_rng), frozenset(mention)
 
 
-def generate(split: str, n: int, seed: int = 0, start: int = 0, group_size: int = 1) -> Batch:
+def generate(split: str, n: int, seed: int = 0, start: int = 0, group_size: int = 1,
+             name_only: frozenset[str] | None = None) -> Batch:
     """Samples ``start .. start + n - 1`` of ``split`` for ``seed``: a :class:`Batch` of n images.
 
     ``group_size > 1`` draws contrast groups (see :func:`_group_member`): consecutive samples that
-    differ in one named attribute, the hard negatives the trainer uses.
+    differ in one named attribute, the hard negatives the trainer uses. ``name_only``: every
+    caption names exactly these attributes (the images are the same as without it).
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLITS)}")
@@ -358,6 +360,8 @@ def generate(split: str, n: int, seed: int = 0, start: int = 0, group_size: int 
             attrs = sample_attributes(rng, split)
             jitter = _jitter(rng)
             mention = sample_mention(rng)
+        if name_only is not None:
+            mention = frozenset(name_only)
         images[i] = render(attrs, jitter)
         attributes.append(attrs)
         captions.append(caption(attrs, mention))
