@@ -104,6 +104,20 @@ def speed_fields(ours_runs: list[float], reference_s: float, load_before: float)
             "load_average": [load_before, load_average()]}
 
 
+def random_vit_b16():
+    """A HookedCLIP with the ViT-B/16 vision config and random weights (N(0, 0.02)), seeded, in eval mode."""
+    import clipinterp
+    from clipinterp.model.config import HookedCLIPConfig
+
+    torch.manual_seed(0)
+    cfg = HookedCLIPConfig(n_layers=12, n_heads=12, d_model=768, d_mlp=3072, d_embed=512, image_size=224, patch_size=16)
+    model = clipinterp.HookedCLIP(cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.02)
+    return model
+
+
 def report(result: dict[str, Any]) -> None:
     """Print the result as the last line: one JSON object."""
     print(json.dumps(result), flush=True)

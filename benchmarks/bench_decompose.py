@@ -11,22 +11,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import load_average, machine, median_seconds, peak_memory_mb, probe_memory_mb, report  # noqa: E402
+from _common import (load_average, machine, median_seconds, peak_memory_mb, probe_memory_mb,  # noqa: E402
+                     random_vit_b16, report)
 
 LAYER = 11
-
-
-def build_model():
-    import clipinterp
-    from clipinterp.model.config import HookedCLIPConfig
-
-    torch.manual_seed(0)
-    cfg = HookedCLIPConfig(n_layers=12, n_heads=12, d_model=768, d_mlp=3072, d_embed=512, image_size=224, patch_size=16)
-    model = clipinterp.HookedCLIP(cfg).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.02)
-    return model
 
 
 @torch.no_grad()
@@ -58,7 +46,7 @@ def variants(model, pixels):
 def probe(variant: str, batch: int) -> None:
     """In a fresh process: peak memory added by one call of ``variant``."""
     torch.set_num_threads(2)
-    model = build_model()
+    model = random_vit_b16()
     pixels = torch.randn(batch, 3, 224, 224)
     with torch.no_grad():
         print(peak_memory_mb(variants(model, pixels)[variant]))
@@ -74,7 +62,7 @@ def main() -> None:
     if args.probe:
         return probe(args.probe, args.batch)
     torch.set_num_threads(2)
-    model = build_model()
+    model = random_vit_b16()
     pixels = torch.randn(args.batch, 3, 224, 224)
     small = pixels[:args.token_batch]
     calls, token_calls = variants(model, pixels), variants(model, small)

@@ -13,7 +13,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, median_seconds, peak_memory_mb, probe_memory_mb, report  # noqa: E402
+from _common import machine, median_seconds, peak_memory_mb, probe_memory_mb, random_vit_b16, report  # noqa: E402
 
 SPEC = "openai/clip-vit-base-patch16"
 FILTER = [f"blocks.{l}.hook_resid_post" for l in range(12)] + ["ln_final.hook_scale"]
@@ -21,16 +21,8 @@ FILTER = [f"blocks.{l}.hook_resid_post" for l in range(12)] + ["ln_final.hook_sc
 
 def memory_probe(variant: str, batch: int) -> None:
     """In a fresh process: peak RSS added by one call of ``variant`` over the loaded model."""
-    import clipinterp
-    from clipinterp.model.config import HookedCLIPConfig
-
     torch.set_num_threads(2)
-    torch.manual_seed(0)
-    cfg = HookedCLIPConfig(n_layers=12, n_heads=12, d_model=768, d_mlp=3072, d_embed=512, image_size=224, patch_size=16)
-    model = clipinterp.HookedCLIP(cfg).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.02)
+    model = random_vit_b16()
     pixels = torch.randn(batch, 3, 224, 224)
     calls = {"forward": lambda: model(pixels),
              "cache_filtered": lambda: model.run_with_cache(pixels, names_filter=FILTER),

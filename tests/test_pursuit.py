@@ -10,7 +10,7 @@ import clipinterp
 from clipinterp.interventions import scale
 from clipinterp.methods import (SOMP, describe_head, edit_heads, editing_table, head_pursuit, logit_lens_scores,
                                 random_control_sets, top_heads)
-from clipinterp.methods.pursuit import _LateRunner
+from clipinterp.late import LateRunner
 
 CONCEPT = ["cat", "dog", "a photo of a cat", "of a dog"]
 
@@ -94,12 +94,12 @@ def test_edit_heads_and_late_runner(tiny, pixels):
     expected = tiny.with_interventions(scale(-1.0, heads)).encode_image(pixels)
     torch.testing.assert_close(edited, expected)
     assert not torch.allclose(edited, tiny.encode_image(pixels))
-    runner = _LateRunner(tiny, pixels, start=1, batch_size=3)
-    torch.testing.assert_close(runner.embed([(1, 2), (2, 0)], -1.0), edited, rtol=1e-5, atol=1e-6)
+    runner = LateRunner(tiny, pixels.split(3), start=1, batch_size=3)
+    torch.testing.assert_close(runner.embed([scale(-1.0, heads)]), edited, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(runner.embed(), tiny.encode_image(pixels), rtol=1e-5, atol=1e-6)
     with edit_heads(tiny, heads, 5.0):
         enhanced = tiny.encode_image(pixels)
-    torch.testing.assert_close(runner.embed([(1, 2), (2, 0)], 5.0), enhanced, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(runner.embed([scale(5.0, heads)]), enhanced, rtol=1e-5, atol=1e-6)
 
 
 def test_random_control_sets():

@@ -56,6 +56,7 @@ from tqdm.auto import tqdm
 from .. import interventions as iv
 from ..evaluation import accuracy_from_embeddings, image_embeddings, recall_from_embeddings
 from ..heads import HeadLike, head_name, parse_heads, resolve_layers
+from ..late import LateRunner
 from ..model.hooked_clip import DEFAULT_TEMPLATES
 
 __all__ = ["AATResult", "GeneticSearch", "GradientSearch", "LateLayerCache", "METRICS", "PairedData", "Targets",
@@ -280,56 +281,13 @@ def _resolve_metric(metric: Union[str, Metric], data: PairedData) -> tuple[str, 
 
 
 # ----------------------------------------------------------------------------- late-layer runs
-class _Stop(Exception):
-    """Ends a forward pass once the wanted activation is stored."""
-
-
-@torch.no_grad()
-def _residual_at(model, pixels: Tensor, layer: int) -> Tensor:
-    """The residual stream entering ``layer`` ``[b, p, d]``; the blocks after it are not run."""
-    stored = []
-
-    def grab(resid, hook):
-        stored.append(resid)
-        raise _Stop
-
-    try:
-        model.run_with_hooks(pixels, fwd_hooks=[(f"blocks.{layer}.hook_resid_pre", grab)])
-    except _Stop:
-        pass
-    return stored[0]
-
-
-class LateLayerCache:
-    """A data set cached at the residual stream entering layer ``start`` (``resid [N, p, d_model]``,
-    computed once), plus its :class:`Targets`. Edits of layers ``>= start`` are scored by running
-    ``blocks[start:]``, ``ln_final`` on CLS and ``W_proj`` only: the same numbers as the full forward."""
+class LateLayerCache(LateRunner):
+    """A :class:`~clipinterp.late.LateRunner` over a :class:`PairedData` set, plus its
+    :class:`Targets`, so that candidates can be scored by a metric."""
 
     def __init__(self, model, data: PairedData, start: int, batch_size: int = 64):
-        if not 0 <= start < model.cfg.n_layers:
-            raise ValueError(f"start layer {start} out of range: the model has {model.cfg.n_layers} layers")
-        self.model, self.start, self.batch_size = model, start, batch_size
-        self.resid = torch.cat([_residual_at(model, model.to_pixels(chunk), start)
-                                for chunk in data.batches(batch_size)])
+        super().__init__(model, (model.to_pixels(chunk) for chunk in data.batches(batch_size)), start, batch_size)
         self.targets = Targets.build(model, data)
-
-    def run(self, resid: Tensor) -> Tensor:
-        """``resid [b, p, d]`` entering ``start`` -> unnormalised image embeddings ``[b, d_embed]``,
-        with whatever hooks are active (differentiable)."""
-        model = self.model
-        for block in model.blocks[self.start:]:
-            resid = block(resid)
-        pooled = model.ln_final(resid[:, :1])[:, 0]  # LayerNorm is per position: the CLS row suffices
-        return model.hook_image_embed(pooled @ model.W_proj)
-
-    @torch.no_grad()
-    def embed(self, interventions: Iterable[iv.Intervention] = ()) -> Tensor:
-        """Unit image embeddings ``[N, d_embed]`` (float32) under ``interventions`` (layers >= start)."""
-        model = self.model
-        hooks = [hook for intervention in interventions for hook in intervention.hooks(model)]
-        with model.hooks(fwd_hooks=hooks):
-            out = torch.cat([self.run(chunk) for chunk in self.resid.split(self.batch_size)])
-        return F.normalize(out.float(), dim=-1)
 
     def score(self, interventions: Iterable[iv.Intervention], metric: Metric) -> float:
         value = float(metric(self.embed(interventions), self.targets))

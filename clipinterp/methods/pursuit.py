@@ -28,8 +28,8 @@ from ..decompose import Decomposition, decompose
 from ..evaluation import accuracy_from_embeddings
 from ..heads import HeadLike, head_name, parse_heads, resolve_layers
 from ..interventions import InterventionModel, scale
+from ..late import LateRunner
 from ..textbank import TextBank
-from .aat import _residual_at
 from .somp import SOMP, logit_lens_scores
 from .textspan import Bank, _unpack_bank
 
@@ -218,27 +218,6 @@ def _draw_set(wanted: np.ndarray, free: list[list[int]], rng: np.random.Generato
     return sorted(out)
 
 
-class _LateRunner:
-    """Image embeddings under head edits, running only the blocks from ``start`` on: the
-    residual entering ``start`` is cached once for ``pixels [N, c, S, S]``."""
-
-    def __init__(self, model, pixels: Tensor, start: int, batch_size: int):
-        self.model, self.start, self.batch_size = model, start, batch_size
-        self.resid = torch.cat([_residual_at(model, chunk, start) for chunk in pixels.split(batch_size)])
-
-    @torch.no_grad()
-    def embed(self, heads: Sequence[tuple[int, int]] = (), alpha: float = 1.0) -> Tensor:
-        """Unit image embeddings ``[N, d_embed]`` with ``heads`` scaled by ``alpha`` (layers >= start)."""
-        model = self.model
-        with model.hooks(fwd_hooks=scale(alpha, list(heads)).hooks(model) if heads else []):
-            out = []
-            for resid in self.resid.split(self.batch_size):
-                for block in model.blocks[self.start:]:
-                    resid = block(resid)
-                out.append(model.ln_final(resid[:, :1])[:, 0] @ model.W_proj)
-        return torch.nn.functional.normalize(torch.cat(out).float(), dim=-1)
-
-
 def _pixels(model, images: Any, batch_size: int) -> Tensor:
     if len(images) == 0:
         raise ValueError("no images given (an empty set)")
@@ -319,13 +298,13 @@ def editing_table(model, images: Any, concepts: Mapping[str, tuple[Sequence[int]
     plans = {name: _head_sets(head_pursuit(outputs, concept=emb, n_atoms=n_atoms), ks, n_random, shape, seed, i)
              for i, (name, emb) in enumerate(classifiers.items())}
     start = min(layer for runs in plans.values() for _, _, heads in runs for layer, _ in heads)
-    runner = _LateRunner(model, pixels, start, batch_size)
+    runner = LateRunner(model, pixels.split(batch_size), start, batch_size)
     unedited = runner.embed()
     baseline = {name: accuracy_from_embeddings(unedited, classifiers[name], labels[name]) for name in concepts}
     rows = []
     for target, runs in plans.items():
         for k, method, heads in runs:
-            embedded = runner.embed(heads, alpha)
+            embedded = runner.embed([scale(alpha, list(heads))])
             for name in concepts:
                 accuracy = accuracy_from_embeddings(embedded, classifiers[name], labels[name])
                 rows.append({"concept": target, "evaluated": name, "scope": "target" if name == target else "other",

@@ -30,6 +30,7 @@ from .. import interventions
 from ..decompose import decompose
 from ..evaluation import accuracy_from_embeddings
 from ..heads import head_name, parse_heads
+from ..late import LateRunner
 from .world import ATTRIBUTES, caption, class_prompts, generate
 
 SPECIALISED_DROP = 0.10
@@ -153,15 +154,20 @@ def ground_truth(model: Any = "shapes-clip", n: int = 1000, seed: int = 0, heads
     rows, shifted_rows = [], []
     if heads is None:
         heads = [(l, h) for l in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)]
-    for layer, head in tqdm(parse_heads(heads, model.cfg.n_layers, model.cfg.n_heads), desc="ablating heads", disable=not progress):
-        edited = model.with_interventions(interventions.mean((layer, head), reference=means))
-        acc = attribute_accuracies(edited.encode_image(test_pixels), test.attributes, class_emb)
+    heads = parse_heads(heads, model.cfg.n_layers, model.cfg.n_heads)
+    # each ablation re-runs only the blocks from the earliest ablated layer on
+    start = min(layer for layer, _ in heads)
+    test_run = LateRunner(model, test_pixels.split(64), start)
+    shifted_run = LateRunner(model, shifted_pixels.split(64), start)
+    for layer, head in tqdm(heads, desc="ablating heads", disable=not progress):
+        ablation = [interventions.mean((layer, head), reference=means)]
+        acc = attribute_accuracies(test_run.embed(ablation), test.attributes, class_emb)
         name = head_name((layer, head))
         for attr in ATTRIBUTES:
             rows.append({"layer": layer, "head": head, "name": name, "attribute": attr,
                          "accuracy_drop": baseline[attr] - acc[attr],
                          "direct_share": float(shares[attr][layer, head])})
-        shape_acc = accuracy_from_embeddings(edited.encode_image(shifted_pixels), class_emb["shape"], shape_labels)
+        shape_acc = accuracy_from_embeddings(shifted_run.embed(ablation), class_emb["shape"], shape_labels)
         shifted_rows.append({"layer": layer, "head": head, "name": name, "shifted_gain": shape_acc - shifted_base})
     return GroundTruth(pd.DataFrame(rows), pd.DataFrame(shifted_rows), baseline, shifted_base)
 

@@ -1,0 +1,63 @@
+"""Running only the late layers: cache the residual stream entering layer ``start`` once, then
+score any edit of layers ``>= start`` by running ``blocks[start:]``, ``ln_final`` on the CLS row and
+``W_proj`` — the same numbers as the full forward at a fraction of its cost. Used by every method
+that evaluates many head edits on one image set (AAT's searches, Head Pursuit's editing table, the
+organism's ground truth)."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .interventions import Intervention
+
+
+class _Stop(Exception):
+    """Ends a forward pass once the wanted activation is stored."""
+
+
+@torch.no_grad()
+def residual_at(model, pixels: Tensor, layer: int) -> Tensor:
+    """The residual stream entering ``layer`` ``[b, p, d]``; the blocks after it are not run."""
+    stored = []
+
+    def grab(resid, hook):
+        stored.append(resid)
+        raise _Stop
+
+    try:
+        model.run_with_hooks(pixels, fwd_hooks=[(f"blocks.{layer}.hook_resid_pre", grab)])
+    except _Stop:
+        pass
+    return stored[0]
+
+
+class LateRunner:
+    """Image embeddings under edits of layers ``>= start``. ``chunks``: pixel batches
+    ``[b, c, S, S]`` (their residuals entering ``start`` are cached, ``resid [N, p, d_model]``)."""
+
+    def __init__(self, model, chunks: Iterable[Tensor], start: int, batch_size: int = 64):
+        if not 0 <= start < model.cfg.n_layers:
+            raise ValueError(f"start layer {start} out of range: the model has {model.cfg.n_layers} layers")
+        self.model, self.start, self.batch_size = model, start, batch_size
+        self.resid = torch.cat([residual_at(model, chunk, start) for chunk in chunks])
+
+    def run(self, resid: Tensor) -> Tensor:
+        """``resid [b, p, d]`` entering ``start`` -> unnormalised image embeddings ``[b, d_embed]``,
+        with whatever hooks are active (differentiable)."""
+        model = self.model
+        for block in model.blocks[self.start:]:
+            resid = block(resid)
+        pooled = model.ln_final(resid[:, :1])[:, 0]  # LayerNorm is per position: the CLS row suffices
+        return model.hook_image_embed(pooled @ model.W_proj)
+
+    @torch.no_grad()
+    def embed(self, interventions: Iterable[Intervention] = ()) -> Tensor:
+        """Unit image embeddings ``[N, d_embed]`` (float32) under ``interventions`` (layers >= start)."""
+        model = self.model
+        hooks = [hook for intervention in interventions for hook in intervention.hooks(model)]
+        with model.hooks(fwd_hooks=hooks):
+            out = torch.cat([self.run(chunk) for chunk in self.resid.split(self.batch_size)])
+        return F.normalize(out.float(), dim=-1)
