@@ -1,4 +1,4 @@
-"""The ``clipinterp`` command: ``report``, ``models`` and ``organism train|evaluate|ground-truth``."""
+"""The ``clipinterp`` command: ``report``, ``models`` and ``organism train|evaluate|ground-truth|score-methods|card``."""
 from __future__ import annotations
 
 import argparse

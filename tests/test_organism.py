@@ -8,6 +8,7 @@ import torch
 
 import clipinterp
 from clipinterp.organism import train as trainer
+from clipinterp.organism.card import model_card
 from clipinterp.organism.evaluate import evaluate
 from clipinterp.organism.ground_truth import ground_truth
 from clipinterp.organism.world import (ATTRIBUTES, SPURIOUS_SHAPE, SPURIOUS_TEXTURE, VALUES,
@@ -151,3 +152,9 @@ def test_curriculum_captions_name_only_the_position():
     # the trainer's first two steps use such captions (BOS + 4 words + EOS), the third does not
     lengths = [mask.sum(1).tolist() for _, _, _, mask, _ in trainer._Batches(0, 3, 16, 4, 1, curriculum_steps=2)]
     assert set(lengths[0]) == set(lengths[1]) == {6} and set(lengths[2]) != {6}
+
+
+def test_model_card_is_written_from_the_records():
+    """data/shapes-clip/README.md is what `clipinterp organism card` writes from the JSON records
+    beside the weights (so the card cannot drift from the measured figures)."""
+    assert (SHIPPED / "README.md").read_text() == model_card(SHIPPED)

@@ -39,6 +39,40 @@ def _drop_table(truth: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _methods_section(methods: dict[str, Any]) -> str:
+    """Tables of ``methods.json`` (written by ``clipinterp organism score-methods``)."""
+    ccs, pursuit, aat = methods["ccs"], methods["head_pursuit"], methods["aat"]
+    heads = ["| specialised head | ground truth | CCS label | CCS | top TextSpan texts |", "|---|---|---|---|---|"]
+    heads += [f"| {h} | {r['ground_truth']} | {r['ccs_label']} | {r['ccs']} | {'; '.join(r['texts'])} |"
+              for h, r in ccs["specialised_heads"].items()]
+    tiers = ["original", "high CCS", "low CCS", "random"]
+    pruning = ["| attribute | " + " | ".join(tiers) + " |", "|---" * 5 + "|"]
+    pruning += [f"| {a} | " + " | ".join(f"{acc[t]:.3f}" for t in tiers) + " |"
+                for a, acc in {**ccs["pruning_accuracy"], "mean": ccs["pruning_mean_over_attributes"]}.items()]
+    edits = ["| edit | attribute | pursuit | random (median) | logit lens | others (pursuit) |", "|---" * 6 + "|"]
+    edits += [f"| {key.replace('_', ' ')} | {a} | " + " | ".join(f"{v:.3f}" for v in r["target"]) + f" | {r['others']:+.3f} |"
+              for key, rows in pursuit.items() if key.startswith(("suppress", "enhance")) for a, r in rows.items()]
+    found = ["| search | heads | spurious-cue heads found | held-out mean recall (original / AAT / random) | "
+             "held-out shape accuracy (original / AAT / random) |", "|---" * 5 + "|"]
+    found += [f"| {name.upper()} | {', '.join(r['heads'])} | {', '.join(r['spurious_cue_heads_found']) or 'none'} | "
+              + " / ".join(f"{v:.3f}" for v in r["held_out_mean_recall"].values()) + " | "
+              + " / ".join(f"{v:.3f}" for v in r["held_out_shape_accuracy"].values()) + " |"
+              for name, r in aat.items() if name != "how"]
+    agreement = ccs["label_agreement_with_specialised_heads"]
+    return "\n\n".join([
+        "## The methods against the ground truth\n\n`clipinterp organism score-methods` (`methods.json`).",
+        f"### CCS\n\n{ccs['how']}. Label agreement with the specialised heads: "
+        f"{'n/a' if agreement is None else f'{agreement:.2f}'}; CCS histogram (CCS: heads) {ccs['ccs_histogram']}.",
+        "\n".join(heads), "Zero-shot accuracy after pruning each tier:", "\n".join(pruning),
+        f"### Head Pursuit\n\n{pursuit['how']}.", "\n".join(edits),
+        "Rank correlation of the pursuit score with the direct share: "
+        + ", ".join(f"{a} {v}" for a, v in pursuit["spearman_of_pursuit_score_with_direct_share"].items())
+        + "; with the accuracy drop: "
+        + ", ".join(f"{a} {v}" for a, v in pursuit["spearman_of_pursuit_score_with_accuracy_drop"].items()) + ".",
+        f"### AAT\n\n{aat['how']}.", "\n".join(found),
+    ])
+
+
 def model_card(folder: Path) -> str:
     """The card's markdown for the model saved in ``folder``."""
     train, evaluation = _read(folder, "train_log.json"), _read(folder, "evaluation.json")
@@ -79,7 +113,7 @@ def model_card(folder: Path) -> str:
     if notes.exists():
         parts.append(notes.read_text().strip())
     if methods:
-        parts.append("## The methods against the ground truth\n\n```json\n" + json.dumps(methods, indent=1) + "\n```")
+        parts.append(_methods_section(methods))
     return "\n\n".join(parts) + "\n"
 
 

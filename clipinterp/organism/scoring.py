@@ -1,0 +1,179 @@
+"""Each head-level method of the toolkit scored against the organism's ground truth.
+
+``clipinterp organism score-methods --out data/shapes-clip/methods.json`` runs the three
+comparisons the model card reports, with the settings the tests use:
+
+* **CCS** (:func:`score_ccs`): TextSpan + :class:`~clipinterp.methods.ccs.KeywordJudge` on every
+  head; the labels and top texts of the specialised heads, the fraction labelled with their
+  ground-truth attribute, the CCS histogram, and soft pruning of the ``n_heads`` highest-CCS,
+  lowest-CCS and random heads (per learned attribute, mean over seeds).
+* **Head Pursuit** (:func:`score_pursuit`): the editing table (suppress, alpha = -1, and
+  enhance, alpha = 5) per learned attribute, and the rank correlation of the pursuit scores with
+  the ground truth's direct shares and accuracy drops.
+* **AAT** (:func:`score_aat`): genetic and gradient searches on shifted pairs, whether they find
+  the spurious-cue heads, and the held-out effect.
+
+"Learned" attributes are those whose unablated test accuracy is at least ``LEARNED`` (zero-shot
+accuracy near chance cannot drop).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import pandas as pd
+
+from ..decompose import decompose
+from ..methods.aat import GeneticSearch, GradientSearch, evaluate_heads
+from ..methods.ccs import KeywordJudge, ccs_agreement, ccs_pruning, ccs_table
+from ..methods.pursuit import editing_table, head_pursuit
+from ..textbank import load_bank
+from .ground_truth import attribute_labels, shifted_pairs
+from .world import ATTRIBUTES, class_prompts, generate
+
+LEARNED = 0.9
+
+
+def learned_attributes(truth: dict[str, Any]) -> list[str]:
+    """Attributes whose recorded baseline test accuracy is at least :data:`LEARNED`."""
+    return [a for a in ATTRIBUTES if truth["baseline"][a] >= LEARNED]
+
+
+def _concepts(attributes: Sequence[str], batch: Any) -> dict[str, tuple[list[int], list[str]]]:
+    """``{attribute: (labels, class prompts)}`` for :func:`editing_table`."""
+    out = {}
+    for attr in attributes:
+        values, prompts = class_prompts(attr)
+        out[attr] = ([values.index(a[attr]) for a in batch.attributes], prompts)
+    return out
+
+
+def _spearman(a: pd.Series, b: pd.Series) -> Optional[float]:
+    """Rank correlation of two series aligned on their index (Pearson on ranks; no scipy); None
+    where one is constant."""
+    a, b = a.align(b, join="inner")
+    rho = float(a.rank().corr(b.rank()))
+    return None if math.isnan(rho) else round(rho, 3)
+
+
+def score_ccs(model: Any, truth: dict[str, Any], n: int = 300, n_heads: int = 4, seeds: int = 5) -> dict[str, Any]:
+    """CCS on every head (TextSpan on ``n`` validation images, the shapes bank, the keyword
+    judge) against the recorded specialised heads, and pruning by CCS tier on ``n`` test images."""
+    scores = ccs_table(model, generate("val", n, 0).images, load_bank("shapes"), KeywordJudge.for_shapes(),
+                       layers=None)
+    by_head = scores.assign(name=[f"L{r.layer}.H{r.head}" for r in scores.itertuples()]).set_index("name")
+    specialised = {a: hs for a, hs in truth["specialised"].items() if hs}
+    test = generate("test", n, 0)
+    pruning = {}
+    for attr in learned_attributes(truth):
+        frame = ccs_pruning(model, scores, test.images, attribute_labels(test.attributes, attr).tolist(),
+                            class_prompts(attr)[1], n_heads=n_heads, seeds=seeds, templates=("{}",))
+        pruning[attr] = {tier: round(float(acc), 3) for tier, acc in frame.groupby("tier")["accuracy"].mean().items()}
+    tiers = pd.DataFrame(pruning).T
+    return {
+        "how": f"ccs_table on {n} validation images, every layer, the shapes bank, KeywordJudge.for_shapes(), "
+               f"top-5 TextSpan texts per head; ccs_pruning of {n_heads} heads per tier, {seeds} seeds, "
+               f"{n} test images, zero-shot accuracy per learned attribute (mean over seeds)",
+        "specialised_heads": {h: {"ground_truth": a, "ccs_label": by_head.loc[h, "label"],
+                                  "ccs": int(by_head.loc[h, "ccs"]), "texts": list(by_head.loc[h, "texts"])}
+                              for a, hs in specialised.items() for h in hs},
+        "label_agreement_with_specialised_heads": ccs_agreement(scores, specialised) if specialised else None,
+        "labels": scores["label"].value_counts().to_dict(),
+        "ccs_histogram": {int(k): int(v) for k, v in scores["ccs"].value_counts().sort_index().items()},
+        "pruning_accuracy": pruning,
+        "pruning_mean_over_attributes": {t: round(float(v), 3) for t, v in tiers.mean().items()},
+    }
+
+
+def score_pursuit(model: Any, truth: dict[str, Any], n: int = 300, ks: Sequence[int] = (1, 2, 4),
+                  n_random: int = 10) -> dict[str, Any]:
+    """Head Pursuit's editing table on ``n`` test images (seed 1) and its scores' rank correlation
+    with the ground truth."""
+    batch = generate("test", n, 1)
+    attributes = learned_attributes(truth)
+    concepts = _concepts(attributes, batch)
+    out: dict[str, Any] = {"how": f"editing_table on {n} test images (seed 1), {n_random} random control "
+                                  "sets with the same per-layer counts; target accuracy after editing as "
+                                  "[pursuit, random median, logit lens]; others: mean change of the other "
+                                  "learned attributes under the pursuit edit"}
+    for alpha, label in ((-1.0, "suppress"), (5.0, "enhance")):
+        table = editing_table(model, batch.images, concepts, ks=ks, alpha=alpha, n_random=n_random, seed=0)
+        median = table.set_index(["concept", "evaluated", "k", "method"])["median"]
+        base = table.drop_duplicates("evaluated").set_index("evaluated")["baseline"]
+        for k in ks:
+            out[f"{label}_k{k}"] = {
+                a: {"target": [round(float(median[a, a, k, m]), 3) for m in ("pursuit", "random", "logit_lens")],
+                    "others": round(float(sum(median[a, o, k, "pursuit"] - base[o] for o in attributes if o != a)
+                                          / max(1, len(attributes) - 1)), 3)}
+                for a in attributes}
+    outputs = decompose(model, model.preprocess(list(batch.images)), convention="centered", progress=False)
+    drops, shares = pd.DataFrame(truth["accuracy_drop"]).T, pd.DataFrame(truth["direct_share"]).T
+    with_share, with_drop = {}, {}
+    for attr in ATTRIBUTES:
+        scores = head_pursuit(outputs, concept=class_prompts(attr)[1], model=model).set_index("name")["score"]
+        with_share[attr] = _spearman(scores, shares[attr])
+        if attr in attributes:
+            with_drop[attr] = _spearman(scores, drops[attr])
+    out["spearman_of_pursuit_score_with_direct_share"] = with_share
+    out["spearman_of_pursuit_score_with_accuracy_drop"] = with_drop
+    return out
+
+
+def score_aat(model: Any, truth: dict[str, Any], n_search: int = 200, n_eval: int = 400,
+              layers: Optional[Sequence[int]] = None) -> dict[str, Any]:
+    """GA (population 12, 5 generations) and BP (100 steps) on ``n_search`` shifted validation
+    pairs over ``layers`` (default: the second half and one more), scored on ``n_eval`` held-out pairs."""
+    n_layers = model.cfg.n_layers
+    layers = list(layers) if layers is not None else list(range(max(0, n_layers // 2 - 1), n_layers))
+    val, test = shifted_pairs(n_search, seed=1), shifted_pairs(n_eval, seed=0)
+    searches = {"ga": GeneticSearch(population=12, generations=5, layers=layers, progress=False),
+                "bp": GradientSearch(steps=100, layers=layers, progress=False)}
+    out: dict[str, Any] = {"how": f"GeneticSearch (population 12, 5 generations) and GradientSearch (100 steps) "
+                                  f"over layers {layers} on {n_search} shifted validation pairs (captions naming "
+                                  f"shape, color, size, count), evaluate_heads on {n_eval} held-out shifted pairs"}
+    for name, search in searches.items():
+        result = search.fit(model, val).result_
+        table = evaluate_heads(model, result, test, reference=val.images).set_index("method")
+        out[name] = {"heads": list(result.heads),
+                     "spurious_cue_heads_found": [h for h in truth["spurious_heads"] if h in result.heads],
+                     "held_out_mean_recall": {m: round(float(table.loc[m, "mean_recall"]), 3)
+                                              for m in ("original", "aat", "random")},
+                     "held_out_shape_accuracy": {m: round(float(table.loc[m, "accuracy"]), 3)
+                                                 for m in ("original", "aat", "random")}}
+    return out
+
+
+def score_methods(model: Any = "shapes-clip", truth: Any = None) -> dict[str, Any]:
+    """All three comparisons. ``model``: a HookedCLIP, ``"shapes-clip"`` or a saved directory;
+    ``truth``: a ground-truth JSON dict or path (default: ``ground_truth.json`` beside the weights)."""
+    from ..model.loading import data_dir, load
+
+    if isinstance(model, str):
+        folder = data_dir() / "shapes-clip" if model == "shapes-clip" else Path(model)
+        truth = folder / "ground_truth.json" if truth is None else truth
+        model = load(model)
+    if truth is None:
+        raise ValueError("pass the ground truth (a dict or a path to ground_truth.json) with a loaded model")
+    if not isinstance(truth, dict):
+        truth = json.loads(Path(truth).read_text())
+    return {"ccs": score_ccs(model, truth), "head_pursuit": score_pursuit(model, truth), "aat": score_aat(model, truth)}
+
+
+def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``clipinterp organism score-methods``."""
+    parser.add_argument("--model", default="shapes-clip", help="model name or saved directory")
+    parser.add_argument("--out", default=None, help="also write the JSON here (e.g. data/shapes-clip/methods.json)")
+
+
+def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Run :func:`score_methods`; print and optionally write the JSON."""
+    result = score_methods(args.model)
+    text = json.dumps(result, indent=1)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    print(text)
+    return result
