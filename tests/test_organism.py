@@ -152,6 +152,10 @@ def test_curriculum_captions_name_only_the_position():
     # the trainer's first two steps use such captions (BOS + 4 words + EOS), the third does not
     lengths = [mask.sum(1).tolist() for _, _, _, mask, _ in trainer._Batches(0, 3, 16, 4, 1, curriculum_steps=2)]
     assert set(lengths[0]) == set(lengths[1]) == {6} and set(lengths[2]) != {6}
+    # interleaved: every other step of the first four
+    batches = trainer._Batches(0, 5, 16, 4, 1, curriculum_steps=4, curriculum_every=2)
+    only = [set(mask.sum(1).tolist()) == {6} for _, _, _, mask, _ in batches]
+    assert only == [True, False, True, False, False]
 
 
 def test_model_card_is_written_from_the_records():

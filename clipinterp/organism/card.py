@@ -39,6 +39,15 @@ def _drop_table(truth: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _curriculum(args: dict[str, Any]) -> str:
+    """The training paragraph's sentence on the position curriculum (empty without one)."""
+    steps, every = args.get("curriculum_steps", 0), args.get("curriculum_every", 1)
+    if not steps:
+        return ""
+    which = f"the first {steps} steps" if every == 1 else f"one step in {every} of the first {steps}"
+    return f"Position curriculum: the captions of {which} name only the position (`--curriculum-steps {steps} --curriculum-every {every}`). "
+
+
 def _methods_section(methods: dict[str, Any]) -> str:
     """Tables of ``methods.json`` (written by ``clipinterp organism score-methods``)."""
     ccs, pursuit, aat = methods["ccs"], methods["head_pursuit"], methods["aat"]
@@ -91,7 +100,7 @@ def model_card(folder: Path) -> str:
         f"AdamW lr {args['lr']} (5% warm-up, cosine), weight decay {args['weight_decay']}, "
         f"{'multi-positive' if args.get('soft_targets') else 'one-positive'} symmetric InfoNCE (every caption "
         "in the batch that is true of an image counts as its positive), contrast groups of "
-        f"{args.get('group_size', 1)}. Architecture: `{json.dumps(args['config'])}`. "
+        f"{args.get('group_size', 1)}. " + _curriculum(args) + f"Architecture: `{json.dumps(args['config'])}`. "
         f"This run: {train['seconds']:.0f} s on {train['device']}. Files: {size_mb:.1f} MB.",
         "## Measured quality\n\n"
         f"`clipinterp organism evaluate --n {evaluation['n']} --seed {evaluation['seed']}`: zero-shot accuracy "
