@@ -95,6 +95,22 @@ def test_resumed_training_continues_from_the_checkpoint(tmp_path):
     assert resumed["resumed_from"] == 4 and resumed["loss_log"][-1][0] == 8
 
 
+def test_second_stage_starts_from_the_saved_model(tmp_path):
+    """``init_from`` loads the first stage's weights: with lr 0 the second stage saves them unchanged."""
+    from safetensors.torch import load_file
+
+    config = trainer.OrganismConfig(vision_layers=1, vision_width=16, vision_heads=2, vision_mlp=32,
+                                    text_layers=1, text_width=16, text_heads=2, text_mlp=32,
+                                    projection_dim=8)
+    common = dict(batch_size=8, config=config, progress=False, device="cpu")
+    trainer.train(tmp_path / "one", steps=3, **common)
+    trainer.train(tmp_path / "two", steps=2, lr=0.0, seed=1, init_from=tmp_path / "one", **common)
+    first, second = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("one", "two"))
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    fresh = trainer.build_model(config).state_dict()
+    assert not all(torch.equal(fresh[k], first[k]) for k in first)
+
+
 @pytest.fixture(scope="module")
 def card():
     return json.loads((SHIPPED / "evaluation.json").read_text())

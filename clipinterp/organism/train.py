@@ -237,6 +237,7 @@ def train(
     soft_targets: bool = True,
     curriculum_steps: int = 0,
     curriculum_every: int = 1,
+    init_from: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train the shapes CLIP and export it (transformers format) to ``out_dir``.
 
@@ -245,7 +246,8 @@ def train(
     ``warmup`` defaults to 5% of ``steps``. Batches are made of contrast groups of ``group_size``
     scenes that differ in one named attribute (hard negatives; 1 = independent samples). The
     captions of every ``curriculum_every``-th of the first ``curriculum_steps`` steps name only
-    :data:`CURRICULUM` (1: a block of position-only steps; 2: every other step).
+    :data:`CURRICULUM` (1: a block of position-only steps; 2: every other step). ``init_from``: a
+    saved model folder of the same config to start from (a second training stage).
     """
     from tqdm.auto import tqdm
 
@@ -256,6 +258,8 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     model = build_model(config).to(device)
+    if init_from is not None:  # a second stage: start from a saved model of the same config
+        model.load_state_dict(load_file(str(Path(init_from) / "model.safetensors"), device=str(device)))
     mean, std = image_statistics()
     mean_t, std_t = torch.tensor(mean, device=device), torch.tensor(std, device=device)
     opt = _optimizer(model, lr, weight_decay)
@@ -275,7 +279,7 @@ def train(
     max_length = config.max_text_positions
     meta = {"steps": steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
             "warmup": warmup, "seed": seed, "group_size": group_size, "soft_targets": soft_targets, "curriculum_steps": curriculum_steps,
-            "curriculum_every": curriculum_every, "config": asdict(config)}
+            "curriculum_every": curriculum_every, "init_from": str(init_from) if init_from else None, "config": asdict(config)}
 
     def state_dict(step: int) -> dict[str, Any]:
         return {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step,
@@ -353,6 +357,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="first steps among which the curriculum steps' captions name only the position")
     parser.add_argument("--curriculum-every", type=int, default=1,
                         help="every n-th of the first --curriculum-steps steps is a curriculum step")
+    parser.add_argument("--init-from", default=None, help="saved model folder (same config) to start from")
     parser.add_argument("--group-size", type=int, default=1,
                         help="scenes per contrast group (differing in one named attribute)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -374,6 +379,7 @@ def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
         checkpoint_every=args.checkpoint_every, num_workers=args.num_workers,
         group_size=args.group_size, soft_targets=not args.hard_targets,
         curriculum_steps=args.curriculum_steps, curriculum_every=args.curriculum_every,
+        init_from=args.init_from,
     )
     print(json.dumps({k: v for k, v in result.items() if k != "loss_log"}, indent=1))
     return result
