@@ -32,6 +32,7 @@ from .methods.ccs import EmbeddingJudge, KeywordJudge, ccs_agreement, ccs_table
 from .methods.pursuit import head_pursuit
 from .model.loading import data_dir, load
 from .organism.ground_truth import shifted_pairs
+from .organism.scoring import rank_correlation, top_direct_heads
 from .textbank import load_bank
 from .viz.plots import plot_ablation_sweep, plot_head_heatmap
 
@@ -135,19 +136,22 @@ def _aat(model: Any, search: PairedData, test: PairedData) -> tuple[dict[str, An
 
 def _agreement(ccs: pd.DataFrame, pursuit: dict[str, pd.DataFrame], aat_heads: list[str]) -> dict[str, Any]:
     """Each method against the organism's recorded ground truth: CCS labels of the specialised
-    heads, the rank correlation of Head Pursuit scores with the heads' accuracy drops (total
+    heads and of each learned attribute's largest direct-share head, the rank correlation of Head Pursuit scores with the heads' accuracy drops (total
     effect) and direct shares per attribute, and the spurious-cue heads among AAT's."""
     truth = json.loads((data_dir() / "shapes-clip" / "ground_truth.json").read_text())
     with_heads = {a: hs for a, hs in truth["specialised"].items() if hs}
-    def spearman(table: dict[str, dict[str, float]]) -> dict[str, float]:
+    top_direct = top_direct_heads(truth)
+    def spearman(table: dict[str, dict[str, float]]) -> dict[str, Optional[float]]:
         truth_table = pd.DataFrame(table).T
-        return {a: round(float(df.set_index("name")["score"].rank().corr(truth_table[a].rank())), 3)
+        return {a: rank_correlation(df.set_index("name")["score"], truth_table[a])
                 for a, df in pursuit.items() if a in truth_table and truth_table[a].std() > 0}
 
     spurious = set(truth["spurious_heads"])
     return {
         "specialised": with_heads,
         "ccs_label_agreement": ccs_agreement(ccs, with_heads),
+        "top_direct_heads": top_direct,
+        "ccs_label_agreement_top_direct": ccs_agreement(ccs, {a: [h] for a, h in top_direct.items()}),
         "pursuit_spearman_with_accuracy_drop": spearman(truth["accuracy_drop"]),
         "pursuit_spearman_with_direct_share": spearman(truth["direct_share"]),
         "pursuit_top_head": {a: df.iloc[0]["name"] for a, df in pursuit.items()},

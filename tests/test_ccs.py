@@ -25,9 +25,8 @@ from clipinterp.methods.ccs import (DEFAULT_CONCEPTS, JUDGE_INSTRUCTION, LABEL_I
                                     LLMJudge, ccs_agreement, ccs_at_k, ccs_pruning, ccs_scores, ccs_table,
                                     ccs_tiers, parse_label, parse_rating)
 from clipinterp.model.loading import data_dir  # noqa: E402
-from clipinterp.organism.ground_truth import attribute_labels  # noqa: E402
-from clipinterp.organism.world import class_prompts, generate  # noqa: E402
-from clipinterp.textbank import TextBank, bank_dir, load_bank  # noqa: E402
+from clipinterp.organism.scoring import score_ccs  # noqa: E402
+from clipinterp.textbank import TextBank, bank_dir  # noqa: E402
 from clipinterp.viz import plot_ccs_tiers  # noqa: E402
 
 # ---------------------------------------------------------------------------- fakes
@@ -303,8 +302,13 @@ def test_keyword_judge_labels_by_majority_and_judges_exactly() -> None:
 
 def test_keyword_judge_ties_and_no_concept() -> None:
     judge = KeywordJudge({"shape": ["circle"], "color": ["red"]})
-    assert judge.label(["a circle", "a red thing"]) == "shape"  # tie: the first attribute listed
-    assert KeywordJudge({"color": ["red"], "shape": ["circle"]}).label(["a circle", "a red thing"]) == "color"
+    # ties: the attribute of the earliest (highest-ranked) text, whatever the listing order ...
+    assert judge.label(["a circle", "a red thing"]) == "shape"
+    assert KeywordJudge({"color": ["red"], "shape": ["circle"]}).label(["a circle", "a red thing"]) == "shape"
+    assert judge.label(["a photo", "a red thing", "a circle"]) == "color"
+    # ... then the first attribute listed
+    assert judge.label(["a red circle"]) == "shape"
+    assert KeywordJudge({"color": ["red"], "shape": ["circle"]}).label(["a red circle"]) == "color"
     assert judge.label(["a photo", "nothing here"]) == KeywordJudge.NO_CONCEPT
     assert judge.judge(KeywordJudge.NO_CONCEPT, ["a circle", "x"]) == [0, 0]
     with pytest.raises(ValueError, match="unknown attribute 'size'"):
@@ -342,8 +346,8 @@ def test_ccs_scores_per_head() -> None:
     top = by_head[(11, 2)]
     assert top.label == "color" and top.ccs == 5 and top.n_missing == 0
     assert top.texts == heads[(11, 2)][:5] and top.judgements == [1] * 5
-    mixed = by_head[(10, 0)]  # five attributes once each: a tie, won by the first listed
-    assert mixed.label == "shape" and mixed.ccs == 1 and mixed.judgements == [0, 1, 0, 0, 0]
+    mixed = by_head[(10, 0)]  # five attributes once each: a tie, won by the first text's (colour)
+    assert mixed.label == "color" and mixed.ccs == 1 and mixed.judgements == [1, 0, 0, 0, 0]
     nothing = by_head[(10, 5)]
     assert nothing.label == "none" and nothing.ccs == 0  # "red" is rank 5, beyond k
     assert ccs_scores(_heads_df(heads), KeywordJudge.for_shapes(), k=6).set_index(["layer", "head"]).loc[
@@ -503,36 +507,40 @@ def test_ccs_agreement() -> None:
 
 
 # ---------------------------------------------------------------------------- the shapes organism
-# Measured on the provisional organism (shapes-clip, seed 0): see the thresholds below.
 
 
 @pytest.fixture(scope="module")
-def organism():
-    """The shapes CLIP and its CCS table: TextSpan on 300 validation images, every layer, the
-    shapes bank, the keyword judge."""
-    model = clipinterp.load("shapes-clip")
-    images = generate("val", 300, 0).images
-    return model, ccs_table(model, images, load_bank("shapes"), KeywordJudge.for_shapes(), layers=None)
+def organism_ccs():
+    """``score_ccs`` on the shipped organism (what methods.json records): TextSpan on 300 validation
+    images, every layer, the shapes bank, the keyword judge; pruning of 4 heads per tier, 5 seeds,
+    300 test images, every learned attribute."""
+    truth = json.loads((data_dir() / "shapes-clip" / "ground_truth.json").read_text())
+    return truth, score_ccs(clipinterp.load("shapes-clip"), truth)
 
 
 @pytest.mark.slow
-def test_ccs_labels_agree_with_the_organisms_specialised_heads(organism) -> None:
-    model, scores = organism
-    recorded = json.loads((data_dir() / "shapes-clip" / "ground_truth.json").read_text())
-    specialised = {a: heads for a, heads in recorded["specialised"].items() if heads}
-    assert specialised, "the model card records no specialised head"
-    # measured on the recorded ground truth (n=1000): 1.0, both shape heads (L0.H0, L5.H3) labelled shape
-    assert ccs_agreement(scores, specialised) >= 0.5
+def test_ccs_labels_against_the_organisms_ground_truth(organism_ccs) -> None:
+    """TextSpan describes a head's direct effect: the CCS label of each learned attribute's largest
+    direct-share head names that attribute for most attributes (measured 4 of 6: colour, position,
+    background colour, count; shape's L4.H2 reads 'position', size's L2.H0 'shape'). The two
+    causally specialised heads are not labelled with their attribute (L1.H1 shape -> 'color',
+    L5.H2 count -> 'shape'; measured agreement 0.0): their ablation effect is mostly indirect."""
+    truth, record = organism_ccs
+    specialised = {h for heads in truth["specialised"].values() for h in heads}
+    assert set(record["specialised_heads"]) == specialised
+    assert record["label_agreement_with_top_direct_heads"] >= 0.5
+    tiers = record["ccs_histogram"]
+    assert sum(tiers.values()) == 24 and set(tiers) <= set(range(6))
 
 
 @pytest.mark.slow
-def test_high_ccs_pruning_costs_more_than_low_ccs_on_the_organism(organism) -> None:
-    model, scores = organism
-    test = generate("test", 300, 0)
-    result = ccs_pruning(model, scores, test.images, attribute_labels(test.attributes, "shape"),
-                         class_prompts("shape")[1], n_heads=4, seeds=3, templates=("{}",))
-    mean = result.groupby("tier")["accuracy"].mean()
-    # measured shape accuracy: original 0.98, high CCS 0.46, low CCS 0.67, random 0.41: pruning the
-    # four highest-CCS heads costs more than the four lowest, but not more than four random heads
-    assert mean["original"] > 0.9
-    assert mean["low CCS"] - mean["high CCS"] >= 0.1
+def test_high_ccs_pruning_costs_more_than_low_ccs_and_random_on_the_organism(organism_ccs) -> None:
+    """Measured (mean over seeds): shape 0.97 unpruned, 0.33 high CCS, 0.52 low CCS, 0.39 random; mean
+    over the six learned attributes 0.995 / 0.761 / 0.825 / 0.797. Count goes the other way
+    (0.70 high vs 0.49 low). Asserted: on shape and on the mean, high < low and high < random."""
+    _, record = organism_ccs
+    for accuracy in (record["pruning_accuracy"]["shape"], record["pruning_mean_over_attributes"]):
+        assert accuracy["original"] > 0.9
+        assert accuracy["high CCS"] < accuracy["low CCS"] - 0.03
+        assert accuracy["high CCS"] < accuracy["random"] - 0.02
+    assert record["pruning_accuracy"]["shape"]["low CCS"] - record["pruning_accuracy"]["shape"]["high CCS"] >= 0.1

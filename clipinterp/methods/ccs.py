@@ -416,7 +416,8 @@ class KeywordJudge:
 
     A text mentions an attribute when it contains one of the attribute's words as a whole word
     (case-insensitive; a plural in -s/-es counts). label: the attribute mentioned by the most
-    texts; ties go to the attribute listed first; when no text mentions any attribute the label
+    texts; ties go to the attribute of the earliest text (TextSpan ranks its texts by what they
+    explain), then to the attribute listed first; when no text mentions any attribute the label
     is :attr:`NO_CONCEPT` and every judgement is 0. judge: 1 if the text mentions the label's
     attribute.
     """
@@ -456,12 +457,14 @@ class KeywordJudge:
         return self._patterns[attribute].search(text) is not None
 
     def label(self, texts: list[str]) -> Optional[str]:
-        """The attribute mentioned by the most texts (first listed on ties; NO_CONCEPT if none)."""
-        counts = {a: sum(self.mentions(a, t) for t in texts) for a in self.attribute_words}
-        best = max(counts.values(), default=0)
+        """The attribute mentioned by the most texts (ties: the earliest text's, then the first
+        listed; NO_CONCEPT if none)."""
+        hits = {a: [i for i, t in enumerate(texts) if self.mentions(a, t)] for a in self.attribute_words}
+        best = max((len(h) for h in hits.values()), default=0)
         if best == 0:
             return self.NO_CONCEPT
-        return next(a for a, c in counts.items() if c == best)
+        tied = [a for a, h in hits.items() if len(h) == best]
+        return min(tied, key=lambda a: hits[a][0])  # min is stable: listing order among equals
 
     def judge(self, label: str, texts: list[str]) -> list[Judgement]:
         """1 where the text mentions ``label``'s attribute, else 0."""

@@ -39,6 +39,28 @@ def _drop_table(truth: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _run(train: dict[str, Any]) -> str:
+    """One ``clipinterp organism train`` run, from its ``train_log.json``."""
+    args = train["args"]
+    return (f"{args['steps']} steps of batch {args['batch_size']} (seed {args['seed']}), AdamW lr {args['lr']} "
+            f"(5% warm-up, cosine), weight decay {args['weight_decay']}, "
+            f"{'multi-positive' if args.get('soft_targets') else 'one-positive'} symmetric InfoNCE (every caption "
+            "in the batch that is true of an image counts as its positive), contrast groups of "
+            f"{args.get('group_size', 1)}. " + _curriculum(args)
+            + f"{train['seconds']:.0f} s on {train['device']}.")
+
+
+def _training(folder: Path, train: dict[str, Any]) -> str:
+    """The training paragraph: one run, or two stages when the last one started ``--init-from``
+    a model whose log was kept as ``train_log_stage1.json``."""
+    arch = f"Architecture: `{json.dumps(train['args']['config'])}`."
+    first = _read(folder, "train_log_stage1.json") if train["args"].get("init_from") else None
+    if first is None:
+        return f"`clipinterp organism train`: {_run(train)} {arch}"
+    return (f"Two runs of `clipinterp organism train`. Stage 1: {_run(first)} Stage 2, starting from stage 1's "
+            f"model (`--init-from`): {_run(train)} {arch}")
+
+
 def _curriculum(args: dict[str, Any]) -> str:
     """The training paragraph's sentence on the position curriculum (empty without one)."""
     steps, every = args.get("curriculum_steps", 0), args.get("curriculum_every", 1)
@@ -68,10 +90,13 @@ def _methods_section(methods: dict[str, Any]) -> str:
               + " / ".join(f"{v:.3f}" for v in r["held_out_shape_accuracy"].values()) + " |"
               for name, r in aat.items() if name != "how"]
     agreement = ccs["label_agreement_with_specialised_heads"]
+    direct = ", ".join(f"{a} {r['head']} ({r['ccs_label']})" for a, r in ccs["top_direct_heads"].items())
     return "\n\n".join([
         "## The methods against the ground truth\n\n`clipinterp organism score-methods` (`methods.json`).",
         f"### CCS\n\n{ccs['how']}. Label agreement with the specialised heads: "
-        f"{'n/a' if agreement is None else f'{agreement:.2f}'}; CCS histogram (CCS: heads) {ccs['ccs_histogram']}.",
+        f"{'n/a' if agreement is None else f'{agreement:.2f}'}; with each learned attribute's largest "
+        f"direct-share head (attribute, head, CCS label: {direct}): "
+        f"{ccs['label_agreement_with_top_direct_heads']:.2f}. CCS histogram (CCS: heads) {ccs['ccs_histogram']}.",
         "\n".join(heads), "Zero-shot accuracy after pruning each tier:", "\n".join(pruning),
         f"### Head Pursuit\n\n{pursuit['how']}.", "\n".join(edits),
         "Rank correlation of the pursuit score with the direct share: "
@@ -86,7 +111,6 @@ def model_card(folder: Path) -> str:
     """The card's markdown for the model saved in ``folder``."""
     train, evaluation = _read(folder, "train_log.json"), _read(folder, "evaluation.json")
     truth, methods = _read(folder, "ground_truth.json"), _read(folder, "methods.json")
-    args = train["args"]
     size_mb = sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) / 2**20
     specialised = {a: hs for a, hs in truth["specialised"].items() if hs}
     parts = [
@@ -95,13 +119,7 @@ def model_card(folder: Path) -> str:
         "`clipinterp.organism.world`, so that every head-level method can be checked against ground truth. "
         "Load it with `clipinterp.load(\"shapes-clip\")`.",
         "## The world\n\n" + (world.__doc__ or "").split("\n", 1)[1].strip(),
-        "## Training\n\n"
-        f"`clipinterp organism train` (seed {args['seed']}): {args['steps']} steps of batch {args['batch_size']}, "
-        f"AdamW lr {args['lr']} (5% warm-up, cosine), weight decay {args['weight_decay']}, "
-        f"{'multi-positive' if args.get('soft_targets') else 'one-positive'} symmetric InfoNCE (every caption "
-        "in the batch that is true of an image counts as its positive), contrast groups of "
-        f"{args.get('group_size', 1)}. " + _curriculum(args) + f"Architecture: `{json.dumps(args['config'])}`. "
-        f"This run: {train['seconds']:.0f} s on {train['device']}. Files: {size_mb:.1f} MB.",
+        "## Training\n\n" + _training(folder, train) + f" Files: {size_mb:.1f} MB.",
         "## Measured quality\n\n"
         f"`clipinterp organism evaluate --n {evaluation['n']} --seed {evaluation['seed']}`: zero-shot accuracy "
         "per attribute (class prompts name only that attribute, argmax cosine) and retrieval recall of "

@@ -5,7 +5,8 @@ comparisons the model card reports, with the settings the tests use:
 
 * **CCS** (:func:`score_ccs`): TextSpan + :class:`~clipinterp.methods.ccs.KeywordJudge` on every
   head; the labels and top texts of the specialised heads, the fraction labelled with their
-  ground-truth attribute, the CCS histogram, and soft pruning of the ``n_heads`` highest-CCS,
+  ground-truth attribute (and the same for each attribute's largest direct-share head, the
+  effect TextSpan describes), the CCS histogram, and soft pruning of the ``n_heads`` highest-CCS,
   lowest-CCS and random heads (per learned attribute, mean over seeds).
 * **Head Pursuit** (:func:`score_pursuit`): the editing table (suppress, alpha = -1, and
   enhance, alpha = 5) per learned attribute, and the rank correlation of the pursuit scores with
@@ -42,6 +43,12 @@ def learned_attributes(truth: dict[str, Any]) -> list[str]:
     return [a for a in ATTRIBUTES if truth["baseline"][a] >= LEARNED]
 
 
+def top_direct_heads(truth: dict[str, Any]) -> dict[str, str]:
+    """Each learned attribute's head with the largest direct share (the effect TextSpan reads)."""
+    shares = pd.DataFrame(truth["direct_share"]).T
+    return {a: str(shares[a].idxmax()) for a in learned_attributes(truth)}
+
+
 def _concepts(attributes: Sequence[str], batch: Any) -> dict[str, tuple[list[int], list[str]]]:
     """``{attribute: (labels, class prompts)}`` for :func:`editing_table`."""
     out = {}
@@ -51,7 +58,7 @@ def _concepts(attributes: Sequence[str], batch: Any) -> dict[str, tuple[list[int
     return out
 
 
-def _spearman(a: pd.Series, b: pd.Series) -> Optional[float]:
+def rank_correlation(a: pd.Series, b: pd.Series) -> Optional[float]:
     """Rank correlation of two series aligned on their index (Pearson on ranks; no scipy); None
     where one is constant."""
     a, b = a.align(b, join="inner")
@@ -66,6 +73,7 @@ def score_ccs(model: Any, truth: dict[str, Any], n: int = 300, n_heads: int = 4,
                        layers=None)
     by_head = scores.assign(name=[f"L{r.layer}.H{r.head}" for r in scores.itertuples()]).set_index("name")
     specialised = {a: hs for a, hs in truth["specialised"].items() if hs}
+    top_direct = top_direct_heads(truth)
     test = generate("test", n, 0)
     pruning = {}
     for attr in learned_attributes(truth):
@@ -81,6 +89,9 @@ def score_ccs(model: Any, truth: dict[str, Any], n: int = 300, n_heads: int = 4,
                                   "ccs": int(by_head.loc[h, "ccs"]), "texts": list(by_head.loc[h, "texts"])}
                               for a, hs in specialised.items() for h in hs},
         "label_agreement_with_specialised_heads": ccs_agreement(scores, specialised) if specialised else None,
+        # TextSpan reads direct effects: the apples-to-apples truth is each attribute's top direct-share head
+        "top_direct_heads": {a: {"head": h, "ccs_label": by_head.loc[h, "label"]} for a, h in top_direct.items()},
+        "label_agreement_with_top_direct_heads": ccs_agreement(scores, {a: [h] for a, h in top_direct.items()}),
         "labels": scores["label"].value_counts().to_dict(),
         "ccs_histogram": {int(k): int(v) for k, v in scores["ccs"].value_counts().sort_index().items()},
         "pruning_accuracy": pruning,
@@ -114,9 +125,9 @@ def score_pursuit(model: Any, truth: dict[str, Any], n: int = 300, ks: Sequence[
     with_share, with_drop = {}, {}
     for attr in ATTRIBUTES:
         scores = head_pursuit(outputs, concept=class_prompts(attr)[1], model=model).set_index("name")["score"]
-        with_share[attr] = _spearman(scores, shares[attr])
+        with_share[attr] = rank_correlation(scores, shares[attr])
         if attr in attributes:
-            with_drop[attr] = _spearman(scores, drops[attr])
+            with_drop[attr] = rank_correlation(scores, drops[attr])
     out["spearman_of_pursuit_score_with_direct_share"] = with_share
     out["spearman_of_pursuit_score_with_accuracy_drop"] = with_drop
     return out

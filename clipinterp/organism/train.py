@@ -247,7 +247,8 @@ def train(
     scenes that differ in one named attribute (hard negatives; 1 = independent samples). The
     captions of every ``curriculum_every``-th of the first ``curriculum_steps`` steps name only
     :data:`CURRICULUM` (1: a block of position-only steps; 2: every other step). ``init_from``: a
-    saved model folder of the same config to start from (a second training stage).
+    saved model folder of the same config to start from (a second training stage; its
+    ``train_log.json`` is kept as ``out_dir/train_log_stage1.json``).
     """
     from tqdm.auto import tqdm
 
@@ -339,6 +340,9 @@ def train(
         "args": meta,
     }
     (out / "train_log.json").write_text(json.dumps(result, indent=1))
+    first_stage = Path(init_from) / "train_log.json" if init_from is not None else None
+    if first_stage is not None and first_stage.exists() and first_stage.resolve() != (out / "train_log.json").resolve():
+        (out / "train_log_stage1.json").write_text(first_stage.read_text())  # the model card cites both runs
     return result
 
 
