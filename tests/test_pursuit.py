@@ -157,6 +157,7 @@ def test_organism_suppression_ordering():
     pursuit on shape (0.38 vs 0.41 and 0.37 vs 0.38): not asserted.
     """
     from clipinterp.organism import world
+    from clipinterp.organism.scoring import attribute_concepts
 
     model = clipinterp.load("shapes-clip")
     truth = json.loads((data_dir() / "shapes-clip" / "ground_truth.json").read_text())
@@ -164,10 +165,7 @@ def test_organism_suppression_ordering():
     learned = [a for a in world.ATTRIBUTES if truth["baseline"][a] >= 0.9]
     assert specialised and set(specialised) <= set(learned)
     batch = world.generate("test", 300, seed=1)
-    concepts = {}
-    for attribute in learned:
-        values, prompts = world.class_prompts(attribute)
-        concepts[attribute] = ([values.index(a[attribute]) for a in batch.attributes], prompts)
+    concepts = attribute_concepts(learned, batch)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # few free heads per layer: neighbours fill in
         table = editing_table(model, batch.images, concepts, ks=(4,), n_random=10, seed=0)

@@ -49,13 +49,10 @@ def top_direct_heads(truth: dict[str, Any]) -> dict[str, str]:
     return {a: str(shares[a].idxmax()) for a in learned_attributes(truth)}
 
 
-def _concepts(attributes: Sequence[str], batch: Any) -> dict[str, tuple[list[int], list[str]]]:
-    """``{attribute: (labels, class prompts)}`` for :func:`editing_table`."""
-    out = {}
-    for attr in attributes:
-        values, prompts = class_prompts(attr)
-        out[attr] = ([values.index(a[attr]) for a in batch.attributes], prompts)
-    return out
+def attribute_concepts(attributes: Sequence[str], batch: Any) -> dict[str, tuple[list[int], list[str]]]:
+    """``{attribute: (labels of the batch's images, class prompts)}``, the concepts of
+    :func:`~clipinterp.methods.pursuit.editing_table`."""
+    return {attr: (attribute_labels(batch.attributes, attr).tolist(), class_prompts(attr)[1]) for attr in attributes}
 
 
 def rank_correlation(a: pd.Series, b: pd.Series) -> Optional[float]:
@@ -105,7 +102,7 @@ def score_pursuit(model: Any, truth: dict[str, Any], n: int = 300, ks: Sequence[
     with the ground truth."""
     batch = generate("test", n, 1)
     attributes = learned_attributes(truth)
-    concepts = _concepts(attributes, batch)
+    concepts = attribute_concepts(attributes, batch)
     out: dict[str, Any] = {"how": f"editing_table on {n} test images (seed 1), {n_random} random control "
                                   "sets with the same per-layer counts; target accuracy after editing as "
                                   "[pursuit, random median, logit lens]; others: mean change of the other "
