@@ -356,6 +356,16 @@ def _open_clip_files(folder: Path) -> Optional[tuple[Path, Path]]:
 
 
 # ------------------------------------------------------------------------- entry point
+def local_path(name_or_path: Union[str, Path]) -> Path:
+    """Where ``name_or_path`` lives on disk: a bundled model's folder under :func:`data_dir`
+    (e.g. ``"shapes-clip"``), else the path itself (``~`` expanded)."""
+    name = ALIASES.get(str(name_or_path), str(name_or_path))
+    spec = MODELS.get(name)
+    if spec is not None and spec.source == "local":
+        return data_dir() / spec.location
+    return Path(os.path.expanduser(name))
+
+
 def load(name_or_path: Union[str, Path], device: Optional[Union[str, torch.device]] = None,
          dtype: Optional[torch.dtype] = None, *, act_fn: Optional[str] = None, tokenizer=None) -> HookedCLIP:
     """Load a CLIP checkpoint as a :class:`HookedCLIP`.
@@ -367,13 +377,10 @@ def load(name_or_path: Union[str, Path], device: Optional[Union[str, torch.devic
     (folder or hub id) where the checkpoint has none.
     """
     name = ALIASES.get(str(name_or_path), str(name_or_path))
-    spec = MODELS.get(name)
-    path = Path(os.path.expanduser(name))
-    if spec is not None and spec.source == "local":
-        path = data_dir() / spec.location
-        if not path.exists():
-            raise FileNotFoundError(f"the bundled model {name!r} is missing from {path}; train it with "
-                                    "`clipinterp organism train` or set CLIPINTERP_DATA")
+    spec, path = MODELS.get(name), local_path(name)
+    if spec is not None and spec.source == "local" and not path.exists():
+        raise FileNotFoundError(f"the bundled model {name!r} is missing from {path}; train it with "
+                                "`clipinterp organism train` or set CLIPINTERP_DATA")
     if path.is_file():
         config = path.parent / "open_clip_config.json"
         if not config.exists():

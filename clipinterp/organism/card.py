@@ -63,11 +63,10 @@ def _training(folder: Path, train: dict[str, Any]) -> str:
 
 def _curriculum(args: dict[str, Any]) -> str:
     """The training paragraph's sentence on the position curriculum (empty without one)."""
-    steps, every = args.get("curriculum_steps", 0), args.get("curriculum_every", 1)
+    steps = args.get("curriculum_steps", 0)
     if not steps:
         return ""
-    which = f"the first {steps} steps" if every == 1 else f"one step in {every} of the first {steps}"
-    return f"Position curriculum: the captions of {which} name only the position (`--curriculum-steps {steps} --curriculum-every {every}`). "
+    return f"Position curriculum: the captions of the first {steps} steps name only the position (`--curriculum-steps {steps}`). "
 
 
 def _methods_section(methods: dict[str, Any]) -> str:

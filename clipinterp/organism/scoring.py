@@ -157,11 +157,10 @@ def score_aat(model: Any, truth: dict[str, Any], n_search: int = 200, n_eval: in
 def score_methods(model: Any = "shapes-clip", truth: Any = None) -> dict[str, Any]:
     """All three comparisons. ``model``: a HookedCLIP, ``"shapes-clip"`` or a saved directory;
     ``truth``: a ground-truth JSON dict or path (default: ``ground_truth.json`` beside the weights)."""
-    from ..model.loading import data_dir, load
+    from ..model.loading import load, local_path
 
     if isinstance(model, str):
-        folder = data_dir() / "shapes-clip" if model == "shapes-clip" else Path(model)
-        truth = folder / "ground_truth.json" if truth is None else truth
+        truth = local_path(model) / "ground_truth.json" if truth is None else truth
         model = load(model)
     if truth is None:
         raise ValueError("pass the ground truth (a dict or a path to ground_truth.json) with a loaded model")

@@ -31,9 +31,9 @@ from clipinterp.organism.world import IMAGE_SIZE, PATCH_SIZE, generate
 
 CHECKPOINT = "checkpoint"
 TRAINER_STATE = "trainer_state.pt"
-# What the captions of the curriculum steps (every ``curriculum_every``-th of the first
-# ``curriculum_steps``) name: position alone. Without it neither tower picks position up (both
-# map the four position phrases to one point); position-only batches break that symmetry.
+# What the captions of the first ``curriculum_steps`` steps name: position alone. Without it
+# neither tower picks position up (both map the four position phrases to one point); a block of
+# position-only batches breaks that symmetry (interleaving them with plain batches does not).
 CURRICULUM = frozenset({"position"})
 TEXT_PAD_LENGTH = 16  # longest caption is 14 tokens with BOS/EOS; padding never reaches EOS
 
@@ -147,17 +147,16 @@ class _Batches(torch.utils.data.IterableDataset):
     steps ``start..stop-1``; ``matches[i, j]``: caption ``i`` is true of image ``j``."""
 
     def __init__(self, start: int, stop: int, batch_size: int, seed: int, group_size: int,
-                 curriculum_steps: int, curriculum_every: int = 1) -> None:
+                 curriculum_steps: int) -> None:
         self.start, self.stop, self.batch_size, self.seed = start, stop, batch_size, seed
-        self.group_size, self.curriculum_steps, self.curriculum_every = group_size, curriculum_steps, curriculum_every
+        self.group_size, self.curriculum_steps = group_size, curriculum_steps
         self.tokenizer = WordTokenizer(TEXT_PAD_LENGTH)
 
     def __iter__(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
         info = torch.utils.data.get_worker_info()
         wid, nw = (0, 1) if info is None else (info.id, info.num_workers)
         for step in range(self.start + wid, self.stop, nw):
-            curriculum = step < self.curriculum_steps and step % self.curriculum_every == 0
-            only = CURRICULUM if curriculum else None
+            only = CURRICULUM if step < self.curriculum_steps else None
             batch = generate("train", self.batch_size, self.seed, start=step * self.batch_size,
                              group_size=self.group_size, name_only=only)
             ids, mask = self.tokenizer(batch.captions)
@@ -236,7 +235,6 @@ def train(
     group_size: int = 1,
     soft_targets: bool = True,
     curriculum_steps: int = 0,
-    curriculum_every: int = 1,
     init_from: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train the shapes CLIP and export it (transformers format) to ``out_dir``.
@@ -245,8 +243,7 @@ def train(
     "steps_per_second", "device", "resumed_from"}``; also written to ``out_dir/train_log.json``.
     ``warmup`` defaults to 5% of ``steps``. Batches are made of contrast groups of ``group_size``
     scenes that differ in one named attribute (hard negatives; 1 = independent samples). The
-    captions of every ``curriculum_every``-th of the first ``curriculum_steps`` steps name only
-    :data:`CURRICULUM` (1: a block of position-only steps; 2: every other step). ``init_from``: a
+    captions of the first ``curriculum_steps`` steps name only :data:`CURRICULUM`. ``init_from``: a
     saved model folder of the same config to start from (a second training stage; its
     ``train_log.json`` is kept as ``out_dir/train_log_stage1.json``).
     """
@@ -260,7 +257,14 @@ def train(
     torch.manual_seed(seed)
     model = build_model(config).to(device)
     if init_from is not None:  # a second stage: start from a saved model of the same config
-        model.load_state_dict(load_file(str(Path(init_from) / "model.safetensors"), device=str(device)))
+        weights = Path(init_from) / "model.safetensors"
+        if not weights.exists():
+            raise FileNotFoundError(f"--init-from {init_from}: no model.safetensors there")
+        try:
+            model.load_state_dict(load_file(str(weights), device=str(device)))
+        except RuntimeError as err:
+            raise ValueError(f"--init-from {init_from} was trained with another config than {asdict(config)}: "
+                             "pass the same architecture flags") from err
     mean, std = image_statistics()
     mean_t, std_t = torch.tensor(mean, device=device), torch.tensor(std, device=device)
     opt = _optimizer(model, lr, weight_decay)
@@ -280,7 +284,7 @@ def train(
     max_length = config.max_text_positions
     meta = {"steps": steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
             "warmup": warmup, "seed": seed, "group_size": group_size, "soft_targets": soft_targets, "curriculum_steps": curriculum_steps,
-            "curriculum_every": curriculum_every, "init_from": str(init_from) if init_from else None, "config": asdict(config)}
+            "init_from": str(init_from) if init_from else None, "config": asdict(config)}
 
     def state_dict(step: int) -> dict[str, Any]:
         return {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step,
@@ -289,7 +293,7 @@ def train(
                 "loss_log": loss_log, "args": meta}
 
     loader = torch.utils.data.DataLoader(
-        _Batches(start, steps, batch_size, seed, group_size, curriculum_steps, curriculum_every), batch_size=None, num_workers=num_workers,
+        _Batches(start, steps, batch_size, seed, group_size, curriculum_steps), batch_size=None, num_workers=num_workers,
         pin_memory=device.startswith("cuda"), persistent_workers=False,
     )
     use_amp = device.startswith("cuda")
@@ -358,9 +362,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hard-targets", action="store_true",
                         help="one positive per row (plain CLIP loss) instead of every true caption")
     parser.add_argument("--curriculum-steps", type=int, default=0,
-                        help="first steps among which the curriculum steps' captions name only the position")
-    parser.add_argument("--curriculum-every", type=int, default=1,
-                        help="every n-th of the first --curriculum-steps steps is a curriculum step")
+                        help="first steps whose captions name only the position")
     parser.add_argument("--init-from", default=None, help="saved model folder (same config) to start from")
     parser.add_argument("--group-size", type=int, default=1,
                         help="scenes per contrast group (differing in one named attribute)")
@@ -382,7 +384,7 @@ def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
         resume=not args.no_resume, log_every=args.log_every,
         checkpoint_every=args.checkpoint_every, num_workers=args.num_workers,
         group_size=args.group_size, soft_targets=not args.hard_targets,
-        curriculum_steps=args.curriculum_steps, curriculum_every=args.curriculum_every,
+        curriculum_steps=args.curriculum_steps,
         init_from=args.init_from,
     )
     print(json.dumps({k: v for k, v in result.items() if k != "loss_log"}, indent=1))
