@@ -9,7 +9,7 @@ import torch
 
 import clipinterp
 from clipinterp.organism import train as trainer
-from clipinterp.organism.card import model_card
+from clipinterp.organism.card import _training, model_card
 from clipinterp.organism.evaluate import evaluate
 from clipinterp.organism.ground_truth import ground_truth
 from clipinterp.organism.world import (ATTRIBUTES, SPURIOUS_SHAPE, SPURIOUS_TEXTURE, VALUES,
@@ -109,6 +109,10 @@ def test_second_stage_starts_from_the_saved_model(tmp_path):
     first, second = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("one", "two"))
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
     assert (tmp_path / "two" / "train_log_stage1.json").read_text() == (tmp_path / "one" / "train_log.json").read_text()
+    trainer.train(tmp_path / "third", steps=1, init_from=tmp_path / "two", **common)  # earlier logs are all kept
+    for k, stage in ((1, "one"), (2, "two")):
+        assert (tmp_path / "third" / f"train_log_stage{k}.json").read_text() == (tmp_path / stage / "train_log.json").read_text()
+    assert "3 runs of `clipinterp organism train`" in _training_paragraph(tmp_path / "third")
     fresh = trainer.build_model(config).state_dict()
     assert not all(torch.equal(fresh[k], first[k]) for k in first)
     with pytest.raises(ValueError, match="another config"):
@@ -117,6 +121,10 @@ def test_second_stage_starts_from_the_saved_model(tmp_path):
                       init_from=tmp_path / "one")
     with pytest.raises(FileNotFoundError, match="no model.safetensors"):
         trainer.train(tmp_path / "four", steps=1, init_from=tmp_path / "missing", **common)
+
+
+def _training_paragraph(folder: Path) -> str:
+    return _training(folder, json.loads((folder / "train_log.json").read_text()))
 
 
 @pytest.fixture(scope="module")
@@ -142,13 +150,12 @@ def test_shipped_model_reaches_its_recorded_accuracies(card):
 
 
 def test_recorded_quality_meets_the_targets(card):
-    """The issue's targets on the recorded figures (which the test above re-measures): colour >= 0.95,
-    size, position and count >= 0.90, text-to-image recall@5 >= 0.80, and a measurable drop of
-    shape accuracy on the shifted split. Shape is asserted at 0.94: the shipped model measures
-    0.948 against the 0.95 target (model card, known shortcomings)."""
+    """The issue's targets on the recorded figures (which the test above re-measures): colour and
+    shape >= 0.95, size, position and count >= 0.90, text-to-image recall@5 >= 0.80, and a
+    measurable drop (10 points here) of shape accuracy on the shifted split."""
     test, shifted = card["results"]["test"], card["results"]["shifted"]
     accuracy = test["attribute_accuracy"]
-    assert accuracy["color"] >= 0.95 and accuracy["shape"] >= 0.94
+    assert accuracy["color"] >= 0.95 and accuracy["shape"] >= 0.95
     assert min(accuracy["size"], accuracy["position"], accuracy["count"]) >= 0.90
     assert test["recall"]["t2i@5"] >= 0.80
     assert shifted["attribute_accuracy"]["shape"] <= accuracy["shape"] - 0.1

@@ -151,10 +151,10 @@ def test_organism_suppression_ordering():
     that attribute more than random same-layer controls and than the logit-lens top-4, and is
     targeted: the attribute drops at least twice as much as the other learned attributes on average.
 
-    Measured on 300 test images (seed 1; methods.json): shape 0.27 (pursuit) vs 0.37 (random
-    median) vs 0.39 (logit lens), others -0.31 against its own -0.71; count 0.13 vs 0.71 vs 0.32,
-    others -0.15 against -0.87. Asserted with margins 0.1. At k = 1 and 2 the logit lens matches
-    pursuit on shape (0.38 vs 0.41 and 0.37 vs 0.38): not asserted.
+    Measured on 300 test images (seed 1; methods.json): shape 0.26 (pursuit) vs 0.37 (random
+    median) vs 0.38 (logit lens), others -0.30 against its own -0.73; count 0.11 vs 0.71 vs 0.31,
+    others -0.16 against -0.89. Asserted with margins 0.1. At k = 1 and 2 the logit lens matches
+    pursuit on shape (0.39 vs 0.40 and 0.37 vs 0.37): not asserted.
     """
     from clipinterp.organism import world
     from clipinterp.organism.scoring import attribute_concepts

@@ -51,14 +51,19 @@ def _run(train: dict[str, Any]) -> str:
 
 
 def _training(folder: Path, train: dict[str, Any]) -> str:
-    """The training paragraph: one run, or two stages when the last one started ``--init-from``
-    a model whose log was kept as ``train_log_stage1.json``."""
+    """The training paragraph: one run, or several stages when the last one started ``--init-from``
+    a model whose logs were kept as ``train_log_stage<k>.json``."""
     arch = f"Architecture: `{json.dumps(train['args']['config'])}`."
-    first = _read(folder, "train_log_stage1.json") if train["args"].get("init_from") else None
-    if first is None:
+    earlier = []
+    while train["args"].get("init_from") and (log := _read(folder, f"train_log_stage{len(earlier) + 1}.json")):
+        earlier.append(log)
+    if not earlier:
         return f"`clipinterp organism train`: {_run(train)} {arch}"
-    return (f"Two runs of `clipinterp organism train`. Stage 1: {_run(first)} Stage 2, starting from stage 1's "
-            f"model (`--init-from`): {_run(train)} {arch}")
+    runs = []
+    for k, log in enumerate(earlier + [train], start=1):
+        origin = "" if k == 1 else f", from stage {k - 1}'s model (`--init-from`)"
+        runs.append(f"Stage {k}{origin}: {_run(log)}")
+    return f"{len(runs)} runs of `clipinterp organism train`. " + " ".join(runs) + f" {arch}"
 
 
 def _curriculum(args: dict[str, Any]) -> str:

@@ -244,8 +244,8 @@ def train(
     ``warmup`` defaults to 5% of ``steps``. Batches are made of contrast groups of ``group_size``
     scenes that differ in one named attribute (hard negatives; 1 = independent samples). The
     captions of the first ``curriculum_steps`` steps name only :data:`CURRICULUM`. ``init_from``: a
-    saved model folder of the same config to start from (a second training stage; its
-    ``train_log.json`` is kept as ``out_dir/train_log_stage1.json``).
+    saved model folder of the same config to start from (a further training stage; its logs are
+    kept as ``out_dir/train_log_stage<k>.json``, k = 1, 2, ... in training order).
     """
     from tqdm.auto import tqdm
 
@@ -344,10 +344,19 @@ def train(
         "args": meta,
     }
     (out / "train_log.json").write_text(json.dumps(result, indent=1))
-    first_stage = Path(init_from) / "train_log.json" if init_from is not None else None
-    if first_stage is not None and first_stage.exists() and first_stage.resolve() != (out / "train_log.json").resolve():
-        (out / "train_log_stage1.json").write_text(first_stage.read_text())  # the model card cites both runs
+    if init_from is not None and Path(init_from).resolve() != out.resolve():
+        _keep_stage_logs(Path(init_from), out)
     return result
+
+
+def _keep_stage_logs(previous: Path, out: Path) -> None:
+    """Copy the earlier stages' logs of ``previous`` (a model folder) into ``out`` as
+    ``train_log_stage<k>.json``, so that the model card can cite every run."""
+    logs = sorted(previous.glob("train_log_stage*.json"), key=lambda p: int(p.stem.rsplit("stage", 1)[1]))
+    if (previous / "train_log.json").exists():
+        logs.append(previous / "train_log.json")
+    for k, log in enumerate(logs, start=1):
+        (out / f"train_log_stage{k}.json").write_text(log.read_text())
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
