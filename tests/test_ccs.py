@@ -475,6 +475,18 @@ def test_ccs_pruning_tiers_seeds_and_accuracies(tiny) -> None:
     again = ccs_pruning(tiny, _tiny_scores(), pixels, labels, classes, seeds=[3], layers=[1, 2])
     pd.testing.assert_frame_equal(again.iloc[1:].reset_index(drop=True),
                                   pruned[pruned.seed == 3].reset_index(drop=True))
+    # several tasks share the pruned forwards: each task's rows are its own single-task result
+    shuffled = labels[torch.randperm(len(labels))]
+    tasks = ccs_pruning(tiny, _tiny_scores(), pixels, {"a": labels, "b": shuffled}, {"a": classes, "b": classes},
+                        seeds=5, layers=[1, 2])
+    assert list(tasks.columns) == ["tier", "task", "seed", "n_heads", "heads", "accuracy"]
+    single_b = ccs_pruning(tiny, _tiny_scores(), pixels, shuffled, classes, seeds=5, layers=[1, 2])
+    for task, single in (("a", result), ("b", single_b)):
+        pd.testing.assert_frame_equal(tasks[tasks.task == task].drop(columns="task").reset_index(drop=True), single)
+    with pytest.raises(ValueError, match="both be mappings"):
+        ccs_pruning(tiny, _tiny_scores(), pixels, {"a": labels}, classes, layers=[1, 2])
+    with pytest.raises(ValueError, match="same, non-empty tasks"):
+        ccs_pruning(tiny, _tiny_scores(), pixels, {"a": labels}, {"b": classes}, layers=[1, 2])
     fig = plot_ccs_tiers(result, order=PRUNING_TIERS)
     heights = [p.get_height() for p in fig.axes[0].patches]
     np.testing.assert_allclose(heights, result.groupby("tier", sort=False)["accuracy"].mean()[list(PRUNING_TIERS)])

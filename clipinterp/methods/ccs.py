@@ -21,7 +21,7 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Protocol, Sequence, Union, runtime_checkable
+from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, Union, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -610,8 +610,8 @@ def _ranked(scored: pd.DataFrame, n: int, rng, highest: bool) -> list[Head]:
     return sorted((int(scored["layer"].iloc[i]), int(scored["head"].iloc[i])) for i in order)
 
 
-def ccs_pruning(model, scores: pd.DataFrame, images, labels: Sequence[int],
-                classes: Union[torch.Tensor, Sequence[str]], n_heads: Optional[int] = None,
+def ccs_pruning(model, scores: pd.DataFrame, images, labels: Union[Sequence[int], Mapping[str, Sequence[int]]],
+                classes: Union[torch.Tensor, Sequence[str], Mapping[str, Any]], n_heads: Optional[int] = None,
                 seeds: Union[int, Sequence[int]] = 5, layers: Optional[Sequence[int]] = None,
                 templates: Sequence[str] = DEFAULT_TEMPLATES, high: int = 5, low: int = 1,
                 batch_size: int = 64) -> pd.DataFrame:
@@ -626,10 +626,12 @@ def ccs_pruning(model, scores: pd.DataFrame, images, labels: Sequence[int],
 
     images: images or pixels ``[N, c, S, S]`` (preprocessed once); labels: ``[N]`` class indices;
     classes: class names (embedded with ``templates``) or unit class embeddings ``[C, d_embed]``.
+    Several labelled tasks on the same images (for example one per attribute) share the pruned
+    forward passes: pass ``labels`` and ``classes`` as mappings with the same keys (task names).
     seeds: a count (seeds ``0..seeds-1``) or the seeds themselves.
     Returns a tidy frame ``tier, seed, n_heads, heads, accuracy``: one ``original`` row (no
-    pruning, seed <NA>), then one row per pruned tier and seed; plot it with
-    :func:`clipinterp.viz.plot_ccs_tiers`.
+    pruning, seed <NA>), then one row per pruned tier and seed; with several tasks, a ``task``
+    column after ``tier`` and one row per task. Plot it with :func:`clipinterp.viz.plot_ccs_tiers`.
     """
     n_layers, n_heads_per_layer = model.cfg.n_layers, model.cfg.n_heads
     given = scores["layer"].unique() if layers is None else layers
@@ -645,28 +647,42 @@ def ccs_pruning(model, scores: pd.DataFrame, images, labels: Sequence[int],
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     pool = [(layer, head) for layer in layers for head in range(n_heads_per_layer)]
     pixels = images if isinstance(images, torch.Tensor) and images.is_floating_point() else model.to_pixels(images)
-    class_emb = _class_matrix(model, classes, templates)
-    labels = torch.as_tensor(list(labels))
-    accuracies: dict[tuple[Head, ...], float] = {}
+    tasks = _pruning_tasks(model, labels, classes, templates)
+    accuracies: dict[tuple[Head, ...], dict[Optional[str], float]] = {}
 
-    def accuracy(heads: list[Head]) -> float:
+    def rows_for(tier: str, seed: Any, heads: list[Head]) -> list[dict[str, Any]]:
         key = tuple(heads)
-        if key not in accuracies:
+        if key not in accuracies:  # one pruned forward per head set, scored for every task
             edited = model.with_interventions(prune(heads)) if heads else model
             emb = edited.encode_image(pixels, batch_size=batch_size)
-            accuracies[key] = accuracy_from_embeddings(emb, class_emb, labels)
-        return accuracies[key]
+            accuracies[key] = {task: accuracy_from_embeddings(emb, class_emb, task_labels)
+                               for task, (task_labels, class_emb) in tasks.items()}
+        return [{"tier": tier, "task": task, "seed": seed, "n_heads": len(heads),
+                 "heads": [head_name(h) for h in heads], "accuracy": acc} for task, acc in accuracies[key].items()]
 
-    rows = [{"tier": "original", "seed": pd.NA, "n_heads": 0, "heads": [], "accuracy": accuracy([])}]
+    rows = rows_for("original", pd.NA, [])
     for seed in seeds:
         rng = np.random.default_rng(seed)
         drawn = {"high CCS": _ranked(scored, n_heads, rng, highest=True),
                  "low CCS": _ranked(scored, n_heads, rng, highest=False),
                  "random": sorted(pool[i] for i in rng.choice(len(pool), n_heads, replace=False))}
-        rows += [{"tier": tier, "seed": seed, "n_heads": n_heads, "heads": [head_name(h) for h in heads],
-                  "accuracy": accuracy(heads)} for tier, heads in drawn.items()]
-    frame = pd.DataFrame(rows, columns=["tier", "seed", "n_heads", "heads", "accuracy"])
-    return frame.astype({"seed": "Int64"})
+        rows += [row for tier, heads in drawn.items() for row in rows_for(tier, seed, heads)]
+    columns = ["tier", "task", "seed", "n_heads", "heads", "accuracy"]
+    if None in tasks:
+        columns.remove("task")
+    return pd.DataFrame(rows, columns=columns).astype({"seed": "Int64"})
+
+
+def _pruning_tasks(model, labels: Any, classes: Any, templates: Sequence[str]) -> dict[Optional[str], tuple[torch.Tensor, torch.Tensor]]:
+    """``{task: (labels [N], unit class embeddings [C, d_embed])}``; the single task is ``None``."""
+    if isinstance(labels, Mapping) != isinstance(classes, Mapping):
+        raise ValueError("labels and classes must both be mappings of task -> ... (several tasks) or neither")
+    if not isinstance(labels, Mapping):
+        return {None: (torch.as_tensor(list(labels)), _class_matrix(model, classes, templates))}
+    if not labels or set(labels) != set(classes):
+        raise ValueError(f"labels and classes must name the same, non-empty tasks: {sorted(labels)} vs {sorted(classes)}")
+    return {task: (torch.as_tensor(list(labels[task])), _class_matrix(model, classes[task], templates))
+            for task in labels}
 
 
 # ---------------------------------------------------------------------------- ground truth

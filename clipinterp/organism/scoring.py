@@ -72,11 +72,12 @@ def score_ccs(model: Any, truth: dict[str, Any], n: int = 300, n_heads: int = 4,
     specialised = {a: hs for a, hs in truth["specialised"].items() if hs}
     top_direct = top_direct_heads(truth)
     test = generate("test", n, 0)
-    pruning = {}
-    for attr in learned_attributes(truth):
-        frame = ccs_pruning(model, scores, test.images, attribute_labels(test.attributes, attr).tolist(),
-                            class_prompts(attr)[1], n_heads=n_heads, seeds=seeds, templates=("{}",))
-        pruning[attr] = {tier: round(float(acc), 3) for tier, acc in frame.groupby("tier")["accuracy"].mean().items()}
+    attributes = learned_attributes(truth)
+    frame = ccs_pruning(model, scores, test.images,
+                        {a: attribute_labels(test.attributes, a).tolist() for a in attributes},
+                        {a: class_prompts(a)[1] for a in attributes}, n_heads=n_heads, seeds=seeds, templates=("{}",))
+    means = frame.groupby(["task", "tier"])["accuracy"].mean()
+    pruning = {a: {tier: round(float(acc), 3) for tier, acc in means[a].items()} for a in attributes}
     tiers = pd.DataFrame(pruning).T
     return {
         "how": f"ccs_table on {n} validation images, every layer, the shapes bank, KeywordJudge.for_shapes(), "
