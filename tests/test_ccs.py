@@ -483,6 +483,8 @@ def test_ccs_pruning_tiers_seeds_and_accuracies(tiny) -> None:
     single_b = ccs_pruning(tiny, _tiny_scores(), pixels, shuffled, classes, seeds=5, layers=[1, 2])
     for task, single in (("a", result), ("b", single_b)):
         pd.testing.assert_frame_equal(tasks[tasks.task == task].drop(columns="task").reset_index(drop=True), single)
+    with pytest.raises(ValueError, match="holds 2 tasks"):
+        plot_ccs_tiers(tasks)
     with pytest.raises(ValueError, match="both be mappings"):
         ccs_pruning(tiny, _tiny_scores(), pixels, {"a": labels}, classes, layers=[1, 2])
     with pytest.raises(ValueError, match="same, non-empty tasks"):

@@ -291,7 +291,11 @@ def plot_ccs_tiers(data: pd.DataFrame, *, tier: str = "tier", value: str = "accu
                    ax: Optional[Axes] = None) -> Figure:
     """Accuracy after pruning each CCS tier (e.g. original / high CCS / low CCS / random): bars at
     the mean with a +-1 std error bar, and each seed as a dot. ``data``: one row per tier and seed
-    (``tier``, ``value`` columns) or one row per tier with ``mean`` (and ``std``)."""
+    (``tier``, ``value`` columns) or one row per tier with ``mean`` (and ``std``). A several-task
+    frame of :func:`~clipinterp.methods.ccs.ccs_pruning` (``task`` column) is plotted one task at a time."""
+    if "task" in data.columns and data["task"].nunique() > 1:
+        raise ValueError(f"data holds {data['task'].nunique()} tasks ({', '.join(map(str, data['task'].unique()))}): "
+                         "plot one, e.g. data[data.task == 'shape']")
     summary = _tier_summary(data, tier, value, order)
     xs = np.arange(len(summary))
     fig, ax = new_axes(ax, (1.8 + 1.1 * len(summary), 4.0))
