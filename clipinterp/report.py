@@ -136,8 +136,9 @@ def _aat(model: Any, search: PairedData, test: PairedData) -> tuple[dict[str, An
 
 def _agreement(ccs: pd.DataFrame, pursuit: dict[str, pd.DataFrame], aat_heads: list[str]) -> dict[str, Any]:
     """Each method against the organism's recorded ground truth: CCS labels of the specialised
-    heads and of each learned attribute's largest direct-share head, the rank correlation of Head Pursuit scores with the heads' accuracy drops (total
-    effect) and direct shares per attribute, and the spurious-cue heads among AAT's."""
+    heads and of each learned attribute's largest direct-share head, the rank correlation of Head
+    Pursuit scores with the heads' accuracy drops (total effect) and direct shares per attribute,
+    and the spurious-cue heads among AAT's."""
     truth = json.loads((data_dir() / "shapes-clip" / "ground_truth.json").read_text())
     with_heads = {a: hs for a, hs in truth["specialised"].items() if hs}
     top_direct = top_direct_heads(truth)

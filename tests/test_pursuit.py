@@ -157,12 +157,12 @@ def test_organism_suppression_ordering():
     pursuit on shape (0.39 vs 0.40 and 0.37 vs 0.37): not asserted.
     """
     from clipinterp.organism import world
-    from clipinterp.organism.scoring import attribute_concepts
+    from clipinterp.organism.scoring import attribute_concepts, learned_attributes
 
     model = clipinterp.load("shapes-clip")
     truth = json.loads((data_dir() / "shapes-clip" / "ground_truth.json").read_text())
     specialised = [a for a, heads in truth["specialised"].items() if heads]
-    learned = [a for a in world.ATTRIBUTES if truth["baseline"][a] >= 0.9]
+    learned = learned_attributes(truth)
     assert specialised and set(specialised) <= set(learned)
     batch = world.generate("test", 300, seed=1)
     concepts = attribute_concepts(learned, batch)

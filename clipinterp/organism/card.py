@@ -54,9 +54,10 @@ def _training(folder: Path, train: dict[str, Any]) -> str:
     """The training paragraph: one run, or several stages when the last one started ``--init-from``
     a model whose logs were kept as ``train_log_stage<k>.json``."""
     arch = f"Architecture: `{json.dumps(train['args']['config'])}`."
-    earlier = []
-    while train["args"].get("init_from") and (log := _read(folder, f"train_log_stage{len(earlier) + 1}.json")):
-        earlier.append(log)
+    earlier: list[dict[str, Any]] = []
+    if train["args"].get("init_from"):
+        while log := _read(folder, f"train_log_stage{len(earlier) + 1}.json"):
+            earlier.append(log)
     if not earlier:
         return f"`clipinterp organism train`: {_run(train)} {arch}"
     runs = []
