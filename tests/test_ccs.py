@@ -535,27 +535,31 @@ def organism_ccs():
 @pytest.mark.slow
 def test_ccs_labels_against_the_organisms_ground_truth(organism_ccs) -> None:
     """TextSpan describes a head's direct effect: the CCS label of each learned attribute's largest
-    direct-share head names that attribute for most attributes (measured 4 of 6). Of the two
-    causally specialised heads, L5.H2 (count, last layer) is labelled 'count' and L1.H1 (shape,
-    layer 1, acting mostly indirectly) 'color': measured agreement 0.5, asserted at 0.5."""
+    direct-share head names that attribute for most attributes (measured 4 of 6). Of the five
+    causally specialised heads, L1.H3 (shape) is labelled 'shape' and L5.H0 (colour, planted in the
+    last layer) 'color'; L0.H0 and L1.H1 (shape, early layers, acting mostly indirectly) are
+    labelled 'position' and 'color', and L5.H2 (count) 'shape' (its texts: three shapes, a circle,
+    a triangle...). Measured agreement 0.4, asserted at 0.4."""
     truth, record = organism_ccs
     specialised = {h for heads in truth["specialised"].values() for h in heads}
     assert set(record["specialised_heads"]) == specialised
-    assert record["label_agreement_with_specialised_heads"] >= 0.5
+    assert record["label_agreement_with_specialised_heads"] >= 0.4
     assert record["label_agreement_with_top_direct_heads"] >= 0.5
     tiers = record["ccs_histogram"]
     assert sum(tiers.values()) == 24 and set(tiers) <= set(range(6))
 
 
 @pytest.mark.slow
-def test_high_ccs_pruning_costs_more_than_low_ccs_on_the_organism(organism_ccs) -> None:
-    """Measured (mean over seeds): shape 0.98 unpruned, 0.40 high CCS, 0.51 low CCS, 0.39 random; mean
-    over the six learned attributes 0.997 / 0.801 / 0.822 / 0.796. Count goes the other way (0.78
-    high vs 0.49 low). Asserted: high < low on shape (by 0.1) and on the mean (by 0.01). High-CCS
-    pruning does *not* cost more than random pruning on this organism (shape 0.40 vs 0.39, mean
-    0.80 vs 0.80), so that half of the paper's claim is not asserted (model card, CCS section)."""
+def test_high_ccs_pruning_costs_more_than_low_ccs_and_random_on_the_organism(organism_ccs) -> None:
+    """Measured (mean over the six learned attributes; random: mean over 5 seeds): 0.996 unpruned,
+    0.690 after pruning the high-CCS tier, 0.781 low CCS, 0.761 random, so high-CCS pruning costs
+    the most, as in the paper. Per attribute it is not uniform: colour 0.397 / 0.925 / 0.809 and
+    size 0.651 / 0.919 / 0.744 follow the paper; on shape (0.426 / 0.493 / 0.395) random pruning
+    costs slightly more, and on count (0.685 / 0.448 / 0.714) and position (0.979 / 0.904 / 0.950)
+    low-CCS pruning costs more than high.
+    Asserted on the mean, with margins of 0.05."""
     _, record = organism_ccs
-    for accuracy in (record["pruning_accuracy"]["shape"], record["pruning_mean_over_attributes"]):
-        assert accuracy["original"] > 0.9
-        assert accuracy["high CCS"] < accuracy["low CCS"] - 0.01
-    assert record["pruning_accuracy"]["shape"]["low CCS"] - record["pruning_accuracy"]["shape"]["high CCS"] >= 0.1
+    mean = record["pruning_mean_over_attributes"]
+    assert mean["original"] > 0.9
+    assert mean["high CCS"] < mean["low CCS"] - 0.05
+    assert mean["high CCS"] < mean["random"] - 0.05

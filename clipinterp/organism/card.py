@@ -42,6 +42,19 @@ def _drop_table(truth: dict[str, Any]) -> str:
 def _run(train: dict[str, Any]) -> str:
     """One ``clipinterp organism train`` run, from its ``train_log.json``."""
     args = train["args"]
+    if args.get("plants"):
+        flags = " ".join(f"--plant {p}" for p in args["plants"])
+        how = args["planting"]
+        return (f"a planting stage (`{flags}`; `clipinterp.organism.plant`): {args['steps']} steps of batch "
+                f"{args['batch_size']} (seed {args['seed']}) that train only the text tower (AdamW lr {args['lr']}) "
+                f"and the planted heads' query, key, value and output slices ({how['head_lr_scale']:g}x that lr), "
+                "no weight decay, with the rest of the vision tower frozen. The loss adds to the contrastive loss "
+                f"hinges (weight {how['weight']:g}) that keep each planted attribute right by a cosine margin of "
+                f"{how['keep_margin']:g} and make it wrong by {how['margin']:g} with its head mean-ablated over "
+                "the batch, a KL term that keeps the other attributes' zero-shot predictions unchanged by that "
+                "ablation, and hinges that keep the other attributes (but the background texture) right by the "
+                "same margin: the class prompts are trained on, so from this stage on zero-shot accuracy is that "
+                f"of a text readout tuned on the training split. {train['seconds']:.0f} s on {train['device']}.")
     return (f"{args['steps']} steps of batch {args['batch_size']} (seed {args['seed']}), AdamW lr {args['lr']} "
             f"(5% warm-up, cosine), weight decay {args['weight_decay']}, "
             f"{'multi-positive' if args.get('soft_targets') else 'one-positive'} symmetric InfoNCE (every caption "

@@ -19,13 +19,14 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from clipinterp.organism.plant import HeadPlanting, Plant, value_indices
 from clipinterp.organism.tokenizer import EOS, BOS, WordTokenizer, build_vocab, save_tokenizer
 from clipinterp.organism.world import IMAGE_SIZE, PATCH_SIZE, generate
 
@@ -143,8 +144,9 @@ def to_pixel_values(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor)
 
 
 class _Batches(torch.utils.data.IterableDataset):
-    """Yields ``(step, images uint8 [b, H, W, 3], ids [b, L], mask [b, L], matches [b, b])`` for
-    steps ``start..stop-1``; ``matches[i, j]``: caption ``i`` is true of image ``j``."""
+    """Yields ``(step, images uint8 [b, H, W, 3], ids [b, L], mask [b, L], matches [b, b], values
+    [b, 7])`` for steps ``start..stop-1``; ``matches[i, j]``: caption ``i`` is true of image ``j``;
+    ``values``: each image's value index of every attribute (:func:`~.plant.value_indices`)."""
 
     def __init__(self, start: int, stop: int, batch_size: int, seed: int, group_size: int,
                  curriculum_steps: int) -> None:
@@ -152,7 +154,7 @@ class _Batches(torch.utils.data.IterableDataset):
         self.group_size, self.curriculum_steps = group_size, curriculum_steps
         self.tokenizer = WordTokenizer(TEXT_PAD_LENGTH)
 
-    def __iter__(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
         info = torch.utils.data.get_worker_info()
         wid, nw = (0, 1) if info is None else (info.id, info.num_workers)
         for step in range(self.start + wid, self.stop, nw):
@@ -161,7 +163,7 @@ class _Batches(torch.utils.data.IterableDataset):
                              group_size=self.group_size, name_only=only)
             ids, mask = self.tokenizer(batch.captions)
             yield (step, torch.from_numpy(batch.images), torch.from_numpy(ids), torch.from_numpy(mask),
-                   torch.from_numpy(batch.matches()))
+                   torch.from_numpy(batch.matches()), value_indices(batch.attributes))
 
 
 def contrastive_loss(logits_per_image: torch.Tensor, matches: torch.Tensor) -> torch.Tensor:
@@ -236,6 +238,7 @@ def train(
     soft_targets: bool = True,
     curriculum_steps: int = 0,
     init_from: str | Path | None = None,
+    plants: Sequence[str | Plant] = (),
 ) -> dict[str, Any]:
     """Train the shapes CLIP and export it (transformers format) to ``out_dir``.
 
@@ -245,7 +248,9 @@ def train(
     scenes that differ in one named attribute (hard negatives; 1 = independent samples). The
     captions of the first ``curriculum_steps`` steps name only :data:`CURRICULUM`. ``init_from``: a
     saved model folder of the same config to start from (a further training stage; its logs are
-    kept as ``out_dir/train_log_stage<k>.json``, k = 1, 2, ... in training order).
+    kept as ``out_dir/train_log_stage<k>.json``, k = 1, 2, ... in training order). ``plants``
+    (``"color:L5.H0"`` or :class:`~.plant.Plant`) make this a planting stage (needs ``init_from``):
+    see :mod:`clipinterp.organism.plant`.
     """
     from tqdm.auto import tqdm
 
@@ -255,6 +260,9 @@ def train(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
+    plants = [p if isinstance(p, Plant) else Plant.parse(p) for p in plants]
+    if plants and init_from is None:
+        raise ValueError("--plant needs --init-from: a planting stage starts from a trained model")
     model = build_model(config).to(device)
     if init_from is not None:  # a second stage: start from a saved model of the same config
         weights = Path(init_from) / "model.safetensors"
@@ -267,7 +275,8 @@ def train(
                              "pass the same architecture flags") from err
     mean, std = image_statistics()
     mean_t, std_t = torch.tensor(mean, device=device), torch.tensor(std, device=device)
-    opt = _optimizer(model, lr, weight_decay)
+    planting = HeadPlanting(model, plants, WordTokenizer(TEXT_PAD_LENGTH)) if plants else None
+    opt = planting.optimizer(lr) if planting else _optimizer(model, lr, weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, steps, warmup))
     start, loss_log = 0, []
     ckpt = out / CHECKPOINT
@@ -284,7 +293,9 @@ def train(
     max_length = config.max_text_positions
     meta = {"steps": steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
             "warmup": warmup, "seed": seed, "group_size": group_size, "soft_targets": soft_targets, "curriculum_steps": curriculum_steps,
-            "init_from": str(init_from) if init_from else None, "config": asdict(config)}
+            "init_from": str(init_from) if init_from else None, "plants": [str(p) for p in plants],
+            "planting": planting.settings() if planting else None,
+            "config": asdict(config)}
 
     def state_dict(step: int) -> dict[str, Any]:
         return {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step,
@@ -302,19 +313,21 @@ def train(
     running, n_running = 0.0, 0
     bar = tqdm(total=steps, initial=start, disable=not progress, desc="organism train")
     labels = torch.arange(batch_size, device=device)
-    for step, images, ids, mask, matches in loader:
+    for step, images, ids, mask, matches, values in loader:
         pixel_values = to_pixel_values(images.to(device, non_blocking=True), mean_t, std_t)
         ids, mask = ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)
+        objective = contrastive_loss if soft_targets else (
+            lambda logits, _: 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)))
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-            outputs = model(input_ids=ids, attention_mask=mask, pixel_values=pixel_values)
-        logits = outputs.logits_per_image.float()
-        if soft_targets:
-            loss = contrastive_loss(logits, matches.to(device))
-        else:
-            loss = 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
+            if planting:
+                loss = planting.loss(pixel_values, ids, mask, matches.to(device), values.to(device), objective)
+            else:
+                logits = model(input_ids=ids, attention_mask=mask, pixel_values=pixel_values).logits_per_image
+                loss = objective(logits.float(), matches.to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if not planting:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         with torch.no_grad():
@@ -373,6 +386,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--curriculum-steps", type=int, default=0,
                         help="first steps whose captions name only the position")
     parser.add_argument("--init-from", default=None, help="saved model folder (same config) to start from")
+    parser.add_argument("--plant", action="append", default=[], metavar="ATTRIBUTE:L<layer>.H<head>",
+                        help="planting stage (with --init-from): make this head necessary for this attribute; repeatable")
     parser.add_argument("--group-size", type=int, default=1,
                         help="scenes per contrast group (differing in one named attribute)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -394,7 +409,7 @@ def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
         checkpoint_every=args.checkpoint_every, num_workers=args.num_workers,
         group_size=args.group_size, soft_targets=not args.hard_targets,
         curriculum_steps=args.curriculum_steps,
-        init_from=args.init_from,
+        init_from=args.init_from, plants=args.plant,
     )
     print(json.dumps({k: v for k, v in result.items() if k != "loss_log"}, indent=1))
     return result
