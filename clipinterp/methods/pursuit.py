@@ -4,7 +4,9 @@
   descriptions, encoded with the model's text tower): the fraction of the variance of the head's
   direct contribution to the image embedding (one row per image, ``[N, d_embed]``) that
   :class:`~clipinterp.methods.somp.SOMP` explains with ``n_atoms`` of the concept's unit text
-  embeddings. The logit-lens baseline (mean projection onto the concept directions) sits beside it.
+  embeddings (the paper's score), and that variance in embedding units (``explained``: the
+  fraction times the head's variance, which does not favour heads that write little). The
+  logit-lens baseline (mean projection onto the concept directions) sits beside them.
 * :func:`describe_head` is the ResiDual variant: SOMP over a whole text bank for one head.
 * :func:`edit_heads` scales heads in the forward pass; :func:`editing_table` compares the top-k
   Head Pursuit heads with random control sets and the logit-lens top-k on zero-shot accuracy.
@@ -96,8 +98,10 @@ def head_pursuit(source: Source, images: Any = None, concept: Concept = (), *, m
     (the model encodes the concept's texts; not needed when ``concept`` is embeddings ``[M, d]``).
 
     Returns one row per head: ``layer, head, name, score`` (SOMP explained-variance fraction
-    after ``n_atoms``), ``logit_lens`` (mean projection onto the unit concept directions), ``rank``
-    (1 = highest score) and ``logit_lens_rank``. Plot it with :func:`plot_head_pursuit`.
+    after ``n_atoms``, the paper's head score), ``explained`` (``score`` times the head's variance,
+    the mean squared norm of its centred contribution: the variance explained in embedding units),
+    ``logit_lens`` (mean projection onto the unit concept directions), ``rank`` (1 = highest
+    score), ``explained_rank`` and ``logit_lens_rank``. Plot it with :func:`plot_head_pursuit`.
     """
     model = source if model is None and not isinstance(source, Decomposition) else model
     dictionary = concept_embeddings(model, concept)
@@ -109,29 +113,34 @@ def head_pursuit(source: Source, images: Any = None, concept: Concept = (), *, m
     pairs = [(layer, h) for layer in resolve_layers(layers, heads.shape[1]) for h in range(n_heads)]
     signals = torch.stack([heads[:, layer, h] for layer, h in pairs])  # [B, N, d]
     fitted = SOMP(_atom_count(n_atoms, len(dictionary))).fit(signals, dictionary)
+    variance = (signals - signals.mean(1, keepdim=True)).double().square().sum(-1).mean(-1)  # [B]
     table = pd.DataFrame({
         "layer": [layer for layer, _ in pairs],
         "head": [h for _, h in pairs],
         "name": [head_name(p) for p in pairs],
         "score": fitted.score_.cpu().double().numpy(),
+        "explained": (fitted.score_.cpu().double() * variance.cpu()).numpy(),
         "logit_lens": logit_lens_scores(signals, dictionary).cpu().double().numpy(),
     })
     table["rank"] = table["score"].rank(ascending=False, method="first").astype(int)
+    table["explained_rank"] = table["explained"].rank(ascending=False, method="first").astype(int)
     table["logit_lens_rank"] = table["logit_lens"].rank(ascending=False, method="first").astype(int)
     return table
 
 
 def top_heads(table: pd.DataFrame, k: int, by: str = "score") -> list[tuple[int, int]]:
-    """The ``k`` heads with the largest ``by`` (``"score"`` or ``"logit_lens"``) in a
+    """The ``k`` heads with the largest ``by`` (``"score"``, ``"explained"`` or ``"logit_lens"``) in a
     :func:`head_pursuit` table, best first."""
     if not 0 < k <= len(table):
         raise ValueError(f"k={k} out of range: the table has {len(table)} heads")
+    if by not in ("score", "explained", "logit_lens"):
+        raise ValueError(f"by={by!r}: expected 'score', 'explained' or 'logit_lens'")
     best = table.sort_values(by, ascending=False, kind="stable").head(k)
     return list(zip(best["layer"].astype(int), best["head"].astype(int)))
 
 
 def plot_head_pursuit(table: pd.DataFrame, value: str = "score", k: int = 0, **kwargs):
-    """Layer x head heatmap of a :func:`head_pursuit` column (``"score"`` or ``"logit_lens"``),
+    """Layer x head heatmap of a :func:`head_pursuit` column (``"score"``, ``"explained"`` or ``"logit_lens"``),
     the top ``k`` heads framed; other keywords go to :func:`~clipinterp.viz.plot_head_heatmap`."""
     from ..viz.plots import plot_head_heatmap
 
@@ -245,11 +254,11 @@ def _normalised(accuracy: float, baseline: float) -> float:
 
 
 def _head_sets(table: pd.DataFrame, ks: Sequence[int], n_random: int, shape: tuple[int, int],
-               seed: int, salt: int) -> list[tuple[int, str, list[tuple[int, int]]]]:
+               seed: int, salt: int, rank_by: str) -> list[tuple[int, str, list[tuple[int, int]]]]:
     """``(k, method, heads)`` for the pursuit top-k, the random controls and the logit-lens top-k."""
     runs = []
     for k in ks:
-        selected = top_heads(table, k, "score")
+        selected = top_heads(table, k, rank_by)
         runs.append((k, "pursuit", selected))
         controls = random_control_sets(selected, *shape, n_random, np.random.default_rng([seed, salt, k]))
         runs += [(k, "random", heads) for heads in controls]
@@ -269,13 +278,15 @@ def _summarise(runs: pd.DataFrame) -> pd.DataFrame:
 
 def editing_table(model, images: Any, concepts: Mapping[str, tuple[Sequence[int], Sequence[str]]],
                   ks: Sequence[int] = (1, 2, 4, 8), alpha: float = -1.0, n_random: int = 10, seed: int = 0,
-                  n_atoms: Optional[int] = None, normalize: bool = False, batch_size: int = 64) -> pd.DataFrame:
+                  n_atoms: Optional[int] = None, normalize: bool = False, rank_by: str = "score",
+                  batch_size: int = 64) -> pd.DataFrame:
     """Edit the top-k Head Pursuit heads of each concept and measure zero-shot accuracy everywhere.
 
     ``concepts``: ``{name: (labels [N], class prompts [C])}``; the prompts are both the
     zero-shot classifier (their unit text embeddings, no template) and the concept's pursuit
     dictionary. For each concept and each ``k``, three selections are scaled by ``alpha`` in the
-    forward pass: the top-k Head Pursuit heads (``pursuit``), ``n_random`` random sets with the
+    forward pass: the top-k Head Pursuit heads by ``rank_by`` (``pursuit``; ``"score"``, the
+    paper's fraction, or ``"explained"``, see :func:`head_pursuit`), ``n_random`` random sets with the
     same per-layer counts disjoint from them (``random``, see :func:`random_control_sets`), and
     the logit-lens top-k (``logit_lens``).
 
@@ -290,13 +301,15 @@ def editing_table(model, images: Any, concepts: Mapping[str, tuple[Sequence[int]
     """
     if not concepts:
         raise ValueError("no concepts given")
+    if rank_by not in ("score", "explained"):
+        raise ValueError(f"rank_by={rank_by!r}: expected 'score' or 'explained'")
     pixels = _pixels(model, images, batch_size)
     classifiers = {name: _classifier(model, prompts) for name, (_, prompts) in concepts.items()}
     labels = {name: _labels(lab, len(pixels), len(classifiers[name]), name) for name, (lab, _) in concepts.items()}
     outputs = decompose(model, pixels, convention="centered", batch_size=batch_size, progress=False)
     shape = (model.cfg.n_layers, model.cfg.n_heads)
-    plans = {name: _head_sets(head_pursuit(outputs, concept=emb, n_atoms=n_atoms), ks, n_random, shape, seed, i)
-             for i, (name, emb) in enumerate(classifiers.items())}
+    plans = {name: _head_sets(head_pursuit(outputs, concept=emb, n_atoms=n_atoms), ks, n_random, shape, seed, i,
+                              rank_by) for i, (name, emb) in enumerate(classifiers.items())}
     start = min(layer for runs in plans.values() for _, _, heads in runs for layer, _ in heads)
     runner = LateRunner(model, pixels.split(batch_size), start, batch_size)
     unedited = runner.embed()

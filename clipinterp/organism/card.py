@@ -117,10 +117,11 @@ def _methods_section(methods: dict[str, Any]) -> str:
         f"{ccs['label_agreement_with_top_direct_heads']:.2f}. CCS histogram (CCS: heads) {ccs['ccs_histogram']}.",
         "\n".join(heads), "Zero-shot accuracy after pruning each tier:", "\n".join(pruning),
         f"### Head Pursuit\n\n{pursuit['how']}.", "\n".join(edits),
-        "Rank correlation of the pursuit score with the direct share: "
-        + ", ".join(f"{a} {v}" for a, v in pursuit["spearman_of_pursuit_score_with_direct_share"].items())
-        + "; with the accuracy drop: "
-        + ", ".join(f"{a} {v}" for a, v in pursuit["spearman_of_pursuit_score_with_accuracy_drop"].items()) + ".",
+        " ".join(f"Rank correlation of `{by}` with the direct share: "
+                 + ", ".join(f"{a} {v}" for a, v in pursuit[f"spearman_of_{by}_with_direct_share"].items())
+                 + "; with the accuracy drop: "
+                 + ", ".join(f"{a} {v}" for a, v in pursuit[f"spearman_of_{by}_with_accuracy_drop"].items()) + "."
+                 for by in ("score", "explained")),
         f"### AAT\n\n{aat['how']}.", "\n".join(found),
     ])
 

@@ -99,35 +99,39 @@ def score_ccs(model: Any, truth: dict[str, Any], n: int = 300, n_heads: int = 4,
 
 def score_pursuit(model: Any, truth: dict[str, Any], n: int = 300, ks: Sequence[int] = (1, 2, 4),
                   n_random: int = 10) -> dict[str, Any]:
-    """Head Pursuit's editing table on ``n`` test images (seed 1) and its scores' rank correlation
-    with the ground truth."""
+    """Head Pursuit's editing table on ``n`` test images (seed 1), with heads ranked by the
+    paper's score and by ``explained`` (see :func:`~clipinterp.methods.pursuit.head_pursuit`), and
+    both rankings' rank correlation with the ground truth."""
     batch = generate("test", n, 1)
     attributes = learned_attributes(truth)
     concepts = attribute_concepts(attributes, batch)
     out: dict[str, Any] = {"how": f"editing_table on {n} test images (seed 1), {n_random} random control "
                                   "sets with the same per-layer counts; target accuracy after editing as "
                                   "[pursuit, random median, logit lens]; others: mean change of the other "
-                                  "learned attributes under the pursuit edit"}
-    for alpha, label in ((-1.0, "suppress"), (5.0, "enhance")):
-        table = editing_table(model, batch.images, concepts, ks=ks, alpha=alpha, n_random=n_random, seed=0)
-        median = table.set_index(["concept", "evaluated", "k", "method"])["median"]
-        base = table.drop_duplicates("evaluated").set_index("evaluated")["baseline"]
-        for k in ks:
-            out[f"{label}_k{k}"] = {
-                a: {"target": [round(float(median[a, a, k, m]), 3) for m in ("pursuit", "random", "logit_lens")],
-                    "others": round(float(sum(median[a, o, k, "pursuit"] - base[o] for o in attributes if o != a)
-                                          / max(1, len(attributes) - 1)), 3)}
-                for a in attributes}
+                                  "learned attributes under the pursuit edit; heads ranked by the paper's "
+                                  "score (fraction of the head's variance) or by explained (that variance "
+                                  "in embedding units)"}
+    for rank_by in ("score", "explained"):
+        for alpha, edit in ((-1.0, "suppress"), (5.0, "enhance")):
+            table = editing_table(model, batch.images, concepts, ks=ks, alpha=alpha, n_random=n_random, seed=0,
+                                  rank_by=rank_by)
+            median = table.set_index(["concept", "evaluated", "k", "method"])["median"]
+            base = table.drop_duplicates("evaluated").set_index("evaluated")["baseline"]
+            for k in ks:
+                out[f"{edit}_{rank_by}_k{k}"] = {
+                    a: {"target": [round(float(median[a, a, k, m]), 3) for m in ("pursuit", "random", "logit_lens")],
+                        "others": round(float(sum(median[a, o, k, "pursuit"] - base[o] for o in attributes if o != a)
+                                              / max(1, len(attributes) - 1)), 3)}
+                    for a in attributes}
     outputs = decompose(model, model.preprocess(list(batch.images)), convention="centered", progress=False)
     drops, shares = pd.DataFrame(truth["accuracy_drop"]).T, pd.DataFrame(truth["direct_share"]).T
-    with_share, with_drop = {}, {}
-    for attr in ATTRIBUTES:
-        scores = head_pursuit(outputs, concept=class_prompts(attr)[1], model=model).set_index("name")["score"]
-        with_share[attr] = rank_correlation(scores, shares[attr])
-        if attr in attributes:
-            with_drop[attr] = rank_correlation(scores, drops[attr])
-    out["spearman_of_pursuit_score_with_direct_share"] = with_share
-    out["spearman_of_pursuit_score_with_accuracy_drop"] = with_drop
+    tables = {attr: head_pursuit(outputs, concept=class_prompts(attr)[1], model=model).set_index("name")
+              for attr in ATTRIBUTES}
+    for rank_by in ("score", "explained"):
+        out[f"spearman_of_{rank_by}_with_direct_share"] = {
+            attr: rank_correlation(t[rank_by], shares[attr]) for attr, t in tables.items()}
+        out[f"spearman_of_{rank_by}_with_accuracy_drop"] = {
+            attr: rank_correlation(tables[attr][rank_by], drops[attr]) for attr in attributes}
     return out
 
 
