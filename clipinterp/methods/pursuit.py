@@ -41,6 +41,7 @@ __all__ = ["concept_embeddings", "describe_head", "edit_heads", "editing_table",
 Concept = Union[str, Sequence[str], Tensor]
 Source = Union[Decomposition, Any]  # a Decomposition or a HookedCLIP
 DEFAULT_ATOMS = 50
+RANKINGS = ("score", "explained")  # head_pursuit columns that rank heads for editing
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -133,7 +134,7 @@ def top_heads(table: pd.DataFrame, k: int, by: str = "score") -> list[tuple[int,
     :func:`head_pursuit` table, best first."""
     if not 0 < k <= len(table):
         raise ValueError(f"k={k} out of range: the table has {len(table)} heads")
-    if by not in ("score", "explained", "logit_lens"):
+    if by not in (*RANKINGS, "logit_lens"):
         raise ValueError(f"by={by!r}: expected 'score', 'explained' or 'logit_lens'")
     best = table.sort_values(by, ascending=False, kind="stable").head(k)
     return list(zip(best["layer"].astype(int), best["head"].astype(int)))
@@ -301,7 +302,7 @@ def editing_table(model, images: Any, concepts: Mapping[str, tuple[Sequence[int]
     """
     if not concepts:
         raise ValueError("no concepts given")
-    if rank_by not in ("score", "explained"):
+    if rank_by not in RANKINGS:
         raise ValueError(f"rank_by={rank_by!r}: expected 'score' or 'explained'")
     pixels = _pixels(model, images, batch_size)
     classifiers = {name: _classifier(model, prompts) for name, (_, prompts) in concepts.items()}

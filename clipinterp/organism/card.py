@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..methods.pursuit import RANKINGS
 from . import world
 
 ATTRS = world.ATTRIBUTES
@@ -121,7 +122,7 @@ def _methods_section(methods: dict[str, Any]) -> str:
                  + ", ".join(f"{a} {v}" for a, v in pursuit[f"spearman_of_{by}_with_direct_share"].items())
                  + "; with the accuracy drop: "
                  + ", ".join(f"{a} {v}" for a, v in pursuit[f"spearman_of_{by}_with_accuracy_drop"].items()) + "."
-                 for by in ("score", "explained")),
+                 for by in RANKINGS),
         f"### AAT\n\n{aat['how']}.", "\n".join(found),
     ])
 

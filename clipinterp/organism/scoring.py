@@ -30,7 +30,7 @@ import pandas as pd
 from ..decompose import decompose
 from ..methods.aat import GeneticSearch, GradientSearch, evaluate_heads
 from ..methods.ccs import KeywordJudge, ccs_agreement, ccs_pruning, ccs_table
-from ..methods.pursuit import editing_table, head_pursuit
+from ..methods.pursuit import RANKINGS, editing_table, head_pursuit
 from ..textbank import load_bank
 from .ground_truth import attribute_labels, shifted_pairs
 from .world import ATTRIBUTES, class_prompts, generate
@@ -111,7 +111,7 @@ def score_pursuit(model: Any, truth: dict[str, Any], n: int = 300, ks: Sequence[
                                   "learned attributes under the pursuit edit; heads ranked by the paper's "
                                   "score (fraction of the head's variance) or by explained (that variance "
                                   "in embedding units)"}
-    for rank_by in ("score", "explained"):
+    for rank_by in RANKINGS:
         for alpha, edit in ((-1.0, "suppress"), (5.0, "enhance")):
             table = editing_table(model, batch.images, concepts, ks=ks, alpha=alpha, n_random=n_random, seed=0,
                                   rank_by=rank_by)
@@ -127,7 +127,7 @@ def score_pursuit(model: Any, truth: dict[str, Any], n: int = 300, ks: Sequence[
     drops, shares = pd.DataFrame(truth["accuracy_drop"]).T, pd.DataFrame(truth["direct_share"]).T
     tables = {attr: head_pursuit(outputs, concept=class_prompts(attr)[1], model=model).set_index("name")
               for attr in ATTRIBUTES}
-    for rank_by in ("score", "explained"):
+    for rank_by in RANKINGS:
         out[f"spearman_of_{rank_by}_with_direct_share"] = {
             attr: rank_correlation(t[rank_by], shares[attr]) for attr, t in tables.items()}
         out[f"spearman_of_{rank_by}_with_accuracy_drop"] = {
