@@ -54,6 +54,21 @@ class LateRunner:
         return model.hook_image_embed(pooled @ model.W_proj)
 
     @torch.no_grad()
+    def advance(self, start: int) -> None:
+        """Move the cache on to the residual entering ``start`` (not before the current one) by
+        running the blocks in between, with whatever hooks are active (none, to stay exact)."""
+        if not self.start <= start < self.model.cfg.n_layers:
+            raise ValueError(f"cannot advance from layer {self.start} to {start}: only forward, within the "
+                             f"model's {self.model.cfg.n_layers} layers")
+        blocks = self.model.blocks[self.start:start]
+        parts = []
+        for resid in self.resid.split(self.batch_size):
+            for block in blocks:
+                resid = block(resid)
+            parts.append(resid)
+        self.resid, self.start = torch.cat(parts), start
+
+    @torch.no_grad()
     def embed(self, interventions: Iterable[Intervention] = ()) -> Tensor:
         """Unit image embeddings ``[N, d_embed]`` (float32) under ``interventions`` (layers >= start)."""
         model = self.model

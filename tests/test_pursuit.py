@@ -112,6 +112,11 @@ def test_edit_heads_and_late_runner(tiny, pixels):
     with edit_heads(tiny, heads, 5.0):
         enhanced = tiny.encode_image(pixels)
     torch.testing.assert_close(runner.embed([scale(5.0, heads)]), enhanced, rtol=1e-5, atol=1e-6)
+    runner.advance(2)  # the cache moves on unedited: edits of layer 2 still come out exact
+    torch.testing.assert_close(runner.embed([scale(-1.0, ["L2.H0"])]),
+                               edit_heads(tiny, "L2.H0").encode_image(pixels), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="only forward"):
+        runner.advance(1)
 
 
 def test_random_control_sets():

@@ -297,8 +297,9 @@ def editing_table(model, images: Any, concepts: Mapping[str, tuple[Sequence[int]
     ``baseline`` accuracy, ``alpha`` and the selected ``heads``. With ``normalize`` accuracies
     are divided by the baseline (the paper's normalised accuracy). One (concept, evaluated) slice
     is what :func:`~clipinterp.viz.plot_pursuit_table` draws. Selections use the same images
-    (pursuit needs no labels). The residual entering the earliest edited layer is cached once, and
-    each edited forward pass runs from there on (the same embeddings as :func:`edit_heads`).
+    (pursuit needs no labels). The residual entering the earliest edited layer is cached once;
+    edits run in order of their earliest edited layer, each from there on, the cache moving
+    forward as they go (the same embeddings as :func:`edit_heads`).
     """
     if not concepts:
         raise ValueError("no concepts given")
@@ -311,18 +312,22 @@ def editing_table(model, images: Any, concepts: Mapping[str, tuple[Sequence[int]
     shape = (model.cfg.n_layers, model.cfg.n_heads)
     plans = {name: _head_sets(head_pursuit(outputs, concept=emb, n_atoms=n_atoms), ks, n_random, shape, seed, i,
                               rank_by) for i, (name, emb) in enumerate(classifiers.items())}
-    start = min(layer for runs in plans.values() for _, _, heads in runs for layer, _ in heads)
-    runner = LateRunner(model, pixels.split(batch_size), start, batch_size)
+    runs = [(target, k, method, heads) for target, plan in plans.items() for k, method, heads in plan]
+    first = [min(layer for layer, _ in heads) for *_, heads in runs]
+    runner = LateRunner(model, pixels.split(batch_size), min(first), batch_size)
     unedited = runner.embed()
     baseline = {name: accuracy_from_embeddings(unedited, classifiers[name], labels[name]) for name in concepts}
-    rows = []
-    for target, runs in plans.items():
-        for k, method, heads in runs:
-            embedded = runner.embed([scale(alpha, list(heads))])
-            for name in concepts:
-                accuracy = accuracy_from_embeddings(embedded, classifiers[name], labels[name])
-                rows.append({"concept": target, "evaluated": name, "scope": "target" if name == target else "other",
-                             "k": k, "method": method, "alpha": alpha, "baseline": baseline[name],
-                             "heads": ",".join(map(head_name, heads)),
-                             "accuracy": _normalised(accuracy, baseline[name]) if normalize else accuracy})
+    rows: dict[int, list[dict[str, Any]]] = {}
+    for i in sorted(range(len(runs)), key=first.__getitem__):  # by earliest edited layer: the cache only advances
+        target, k, method, heads = runs[i]
+        runner.advance(first[i])
+        embedded = runner.embed([scale(alpha, list(heads))])
+        rows[i] = []
+        for name in concepts:
+            accuracy = accuracy_from_embeddings(embedded, classifiers[name], labels[name])
+            rows[i].append({"concept": target, "evaluated": name, "scope": "target" if name == target else "other",
+                            "k": k, "method": method, "alpha": alpha, "baseline": baseline[name],
+                            "heads": ",".join(map(head_name, heads)),
+                            "accuracy": _normalised(accuracy, baseline[name]) if normalize else accuracy})
+    return _summarise(pd.DataFrame([row for i in range(len(runs)) for row in rows[i]]))
     return _summarise(pd.DataFrame(rows))
