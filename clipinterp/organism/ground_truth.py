@@ -155,11 +155,13 @@ def ground_truth(model: Any = "shapes-clip", n: int = 1000, seed: int = 0, heads
     if heads is None:
         heads = [(l, h) for l in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)]
     heads = parse_heads(heads, model.cfg.n_layers, model.cfg.n_heads)
-    # each ablation re-runs only the blocks from the earliest ablated layer on
+    # each ablation re-runs only the blocks from its own layer on (heads are sorted: the caches only advance)
     start = min(layer for layer, _ in heads)
     test_run = LateRunner(model, test_pixels.split(64), start)
     shifted_run = LateRunner(model, shifted_pixels.split(64), start)
     for layer, head in tqdm(heads, desc="ablating heads", disable=not progress):
+        test_run.advance(layer)
+        shifted_run.advance(layer)
         ablation = [interventions.mean((layer, head), reference=means)]
         acc = attribute_accuracies(test_run.embed(ablation), test.attributes, class_emb)
         name = head_name((layer, head))
