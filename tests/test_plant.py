@@ -57,6 +57,10 @@ def test_ablated_copies_are_the_mean_ablation_of_the_ground_truth(base):
     with torch.no_grad():
         intact, *ablated = planting.image_embeddings(pixels)
     planting.remove()
+    with torch.no_grad():  # no hook left behind: one copy of the batch, unablated
+        plain = model.get_image_features(pixel_values=pixels)
+    plain = getattr(plain, "pooler_output", plain)
+    torch.testing.assert_close(torch.nn.functional.normalize(plain, dim=-1), intact, atol=1e-5, rtol=0)
     torch.testing.assert_close(intact, hooked.encode_image(pixels), atol=1e-5, rtol=0)
     for plant, got in zip(plants, ablated):
         edited = with_interventions(hooked, mean([(plant.layer, plant.head)], reference=pixels))

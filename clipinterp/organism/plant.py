@@ -159,6 +159,7 @@ class HeadPlanting:
         return ablate
 
     def remove(self) -> None:
+        """Take the forward hooks off (the model runs one copy again; parameters stay as trained)."""
         for handle in self.handles:
             handle.remove()
 

@@ -313,11 +313,11 @@ def train(
     running, n_running = 0.0, 0
     bar = tqdm(total=steps, initial=start, disable=not progress, desc="organism train")
     labels = torch.arange(batch_size, device=device)
+    objective = contrastive_loss if soft_targets else (
+        lambda logits, _: 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)))
     for step, images, ids, mask, matches, values in loader:
         pixel_values = to_pixel_values(images.to(device, non_blocking=True), mean_t, std_t)
         ids, mask = ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)
-        objective = contrastive_loss if soft_targets else (
-            lambda logits, _: 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)))
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
             if planting:
                 loss = planting.loss(pixel_values, ids, mask, matches.to(device), values.to(device), objective)
@@ -343,6 +343,8 @@ def train(
         if done % checkpoint_every == 0 or done == steps:
             _save_checkpoint(out, model, state_dict(done), mean, std, max_length)
     bar.close()
+    if planting:
+        planting.remove()
     seconds = time.time() - t0
     model.eval()
     export(model, out, mean, std, max_length)
