@@ -13,7 +13,7 @@ from clipinterp.organism.card import _training, model_card
 from clipinterp.organism.evaluate import evaluate
 from clipinterp.organism.ground_truth import ground_truth
 from clipinterp.organism.world import (ATTRIBUTES, SPURIOUS_SHAPE, SPURIOUS_TEXTURE, VALUES,
-                                       class_prompts, derive_attributes, generate, vocabulary)
+                                       class_prompts, derive_attributes, faded, generate, vocabulary)
 
 SHIPPED = Path(__file__).resolve().parents[1] / "data" / "shapes-clip"
 
@@ -63,6 +63,22 @@ def test_spurious_correlation_holds_in_train_and_breaks_in_shifted():
 
     assert star_on_stripes("train") > 0.8
     assert star_on_stripes("shifted") == 0.0
+
+
+def test_faded_keeps_grey_pixels_and_moves_colours_to_grey():
+    images = generate("test", 8, seed=0).images
+    out = faded(images, 0.8)
+    grey = (images.max(-1) == images.min(-1))
+    assert grey.any() and (~grey).any()
+    assert np.array_equal(out[grey], images[grey])  # the background stays as it was
+    spread = lambda x: (x.max(-1).astype(int) - x.min(-1))[~grey]
+    assert np.allclose(spread(out), 0.2 * spread(images), atol=1)  # saturation falls by the amount
+    assert np.array_equal(faded(images, 0.0), images)
+    assert (np.ptp(faded(images, 1.0).astype(int), axis=-1) <= 1).all()
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        faded(images, 1.5)
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        faded(images[..., :2], 0.5)
 
 
 def test_class_prompts_name_each_value_once():

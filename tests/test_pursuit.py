@@ -208,3 +208,30 @@ def test_organism_suppression_ordering():
         assert pursuit < accuracy[target, target, "logit_lens"] - 0.02, target
         others = [baseline[o] - accuracy[target, o, "pursuit"] for o in learned if o != target]
         assert baseline[target] - pursuit >= 1.5 * sum(others) / len(others), target
+
+
+def test_organism_enhancement_restores_faded_colour():
+    """Enhancement where there is headroom: on the organism's test images faded 80% of the way to
+    grey (``world.faded``; colour accuracy falls from 1.0 to about 0.53), scaling colour's top-k
+    Head Pursuit heads (ranked by ``explained``) by alpha = 1.5 raises colour accuracy above the
+    unedited faded images and above random same-layer controls by at least 0.1 each, and at
+    least to the logit lens's level. Measured in methods.json (means over k = 1, 2, 4, 300 test
+    images, seed 1): about 0.72 for pursuit against 0.53 unedited, 0.51 random and 0.69 logit lens.
+    At alpha 3 or 5 a single head overshoots (the notes have the sweep).
+    """
+    from clipinterp.organism import world
+    from clipinterp.organism.scoring import FADE, FADED_ALPHA, attribute_concepts
+
+    model = clipinterp.load("shapes-clip")
+    batch = world.generate("test", 300, seed=1)
+    concepts = attribute_concepts(["color"], batch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        table = editing_table(model, world.faded(batch.images, FADE), concepts, ks=(1, 2, 4), alpha=FADED_ALPHA,
+                              n_random=10, seed=0, rank_by="explained")
+    accuracy = table.groupby("method")["median"].mean()  # one concept: mean over k
+    baseline = float(table["baseline"].iloc[0])
+    assert baseline < 0.8  # the fade leaves headroom
+    assert accuracy["pursuit"] > baseline + 0.1
+    assert accuracy["pursuit"] > accuracy["random"] + 0.1
+    assert accuracy["pursuit"] >= accuracy["logit_lens"]

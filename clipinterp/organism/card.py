@@ -99,8 +99,10 @@ def _methods_section(methods: dict[str, Any]) -> str:
     pruning = ["| attribute | " + " | ".join(tiers) + " |", "|---" * 5 + "|"]
     pruning += [f"| {a} | " + " | ".join(f"{acc[t]:.3f}" for t in tiers) + " |"
                 for a, acc in {**ccs["pruning_accuracy"], "mean": ccs["pruning_mean_over_attributes"]}.items()]
-    edits = ["| edit | attribute | pursuit | random (median) | logit lens | others (pursuit) |", "|---" * 6 + "|"]
-    edits += [f"| {key.replace('_', ' ')} | {a} | " + " | ".join(f"{v:.3f}" for v in r["target"]) + f" | {r['others']:+.3f} |"
+    edits = ["| edit | attribute | unedited | pursuit | random (median) | logit lens | others (pursuit) |",
+             "|---" * 7 + "|"]
+    edits += [f"| {key.replace('_', ' ')} | {a} | " + " | ".join(f"{v:.3f}" for v in (r["baseline"], *r["target"]))
+              + f" | {r['others']:+.3f} |"
               for key, rows in pursuit.items() if key.startswith(("suppress", "enhance")) for a, r in rows.items()]
     found = ["| search | heads | spurious-cue heads found | held-out mean recall (original / AAT / random) | "
              "held-out shape accuracy (original / AAT / random) |", "|---" * 5 + "|"]

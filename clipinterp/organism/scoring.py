@@ -9,7 +9,8 @@ comparisons the model card reports, with the settings the tests use:
   effect TextSpan describes), the CCS histogram, and soft pruning of the ``n_heads`` highest-CCS,
   lowest-CCS and random heads (per learned attribute, mean over seeds).
 * **Head Pursuit** (:func:`score_pursuit`): the editing table (suppress, alpha = -1, and
-  enhance, alpha = 5) per learned attribute, and the rank correlation of the pursuit scores with
+  enhance, alpha = 5, on test images; enhance, alpha = 1.5, on faded test images, where colour
+  has headroom) per learned attribute, and the rank correlation of the pursuit scores with
   the ground truth's direct shares and accuracy drops.
 * **AAT** (:func:`score_aat`): genetic and gradient searches on shifted pairs, whether they find
   the spurious-cue heads, and the held-out effect.
@@ -33,7 +34,7 @@ from ..methods.ccs import KeywordJudge, ccs_agreement, ccs_pruning, ccs_table
 from ..methods.pursuit import RANKINGS, editing_table, head_pursuit
 from ..textbank import load_bank
 from .ground_truth import attribute_labels, shifted_pairs
-from .world import ATTRIBUTES, class_prompts, generate
+from .world import ATTRIBUTES, class_prompts, faded, generate
 
 LEARNED = 0.9
 
@@ -97,11 +98,33 @@ def score_ccs(model: Any, truth: dict[str, Any], n: int = 300, n_heads: int = 4,
     }
 
 
+FADE, FADED_ALPHA = 0.8, 1.5
+
+
+def _edit_records(model: Any, images: Any, concepts: dict[str, Any], ks: Sequence[int], alpha: float,
+                  n_random: int, rank_by: str) -> dict[int, dict[str, Any]]:
+    """``{k: {attribute: {"baseline": unedited, "target": [pursuit, random median, logit lens],
+    "others": mean change}}}`` of one :func:`editing_table` run; "others" is the mean accuracy
+    change of the other concepts under the pursuit edit."""
+    table = editing_table(model, images, concepts, ks=ks, alpha=alpha, n_random=n_random, seed=0, rank_by=rank_by)
+    median = table.set_index(["concept", "evaluated", "k", "method"])["median"]
+    base = table.drop_duplicates("evaluated").set_index("evaluated")["baseline"]
+    names = list(concepts)
+    return {k: {a: {"baseline": round(float(base[a]), 3),
+                    "target": [round(float(median[a, a, k, m]), 3) for m in ("pursuit", "random", "logit_lens")],
+                    "others": round(float(sum(median[a, o, k, "pursuit"] - base[o] for o in names if o != a)
+                                          / max(1, len(names) - 1)), 3)}
+                for a in names}
+            for k in ks}
+
+
 def score_pursuit(model: Any, truth: dict[str, Any], n: int = 300, ks: Sequence[int] = (1, 2, 4),
                   n_random: int = 10) -> dict[str, Any]:
     """Head Pursuit's editing table on ``n`` test images (seed 1), with heads ranked by the
-    paper's score and by ``explained`` (see :func:`~clipinterp.methods.pursuit.head_pursuit`), and
-    both rankings' rank correlation with the ground truth."""
+    paper's score and by ``explained`` (see :func:`~clipinterp.methods.pursuit.head_pursuit`):
+    suppression and enhancement, and enhancement where colour has headroom (the same images
+    :func:`~clipinterp.organism.world.faded` by :data:`FADE`); both rankings' rank correlation
+    with the ground truth."""
     batch = generate("test", n, 1)
     attributes = learned_attributes(truth)
     concepts = attribute_concepts(attributes, batch)
@@ -110,19 +133,15 @@ def score_pursuit(model: Any, truth: dict[str, Any], n: int = 300, ks: Sequence[
                                   "[pursuit, random median, logit lens]; others: mean change of the other "
                                   "learned attributes under the pursuit edit; heads ranked by the paper's "
                                   "score (fraction of the head's variance) or by explained (that variance "
-                                  "in embedding units)"}
+                                  f"in embedding units); enhance faded: alpha {FADED_ALPHA} on the same images "
+                                  f"with their colours faded {FADE:.0%} of the way to grey, where colour has "
+                                  "headroom, accuracies and changes measured on the faded images"}
+    edits = {"suppress": (batch.images, -1.0), "enhance": (batch.images, 5.0),
+             "enhance_faded": (faded(batch.images, FADE), FADED_ALPHA)}
     for rank_by in RANKINGS:
-        for alpha, edit in ((-1.0, "suppress"), (5.0, "enhance")):
-            table = editing_table(model, batch.images, concepts, ks=ks, alpha=alpha, n_random=n_random, seed=0,
-                                  rank_by=rank_by)
-            median = table.set_index(["concept", "evaluated", "k", "method"])["median"]
-            base = table.drop_duplicates("evaluated").set_index("evaluated")["baseline"]
-            for k in ks:
-                out[f"{edit}_{rank_by}_k{k}"] = {
-                    a: {"target": [round(float(median[a, a, k, m]), 3) for m in ("pursuit", "random", "logit_lens")],
-                        "others": round(float(sum(median[a, o, k, "pursuit"] - base[o] for o in attributes if o != a)
-                                              / max(1, len(attributes) - 1)), 3)}
-                    for a in attributes}
+        for edit, (images, alpha) in edits.items():
+            for k, rows in _edit_records(model, images, concepts, ks, alpha, n_random, rank_by).items():
+                out[f"{edit}_{rank_by}_k{k}"] = rows
     outputs = decompose(model, model.preprocess(list(batch.images)), convention="centered", progress=False)
     drops, shares = pd.DataFrame(truth["accuracy_drop"]).T, pd.DataFrame(truth["direct_share"]).T
     tables = {attr: head_pursuit(outputs, concept=class_prompts(attr)[1], model=model).set_index("name")

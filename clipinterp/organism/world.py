@@ -31,6 +31,9 @@ Sampling (all attributes independent and uniform unless stated):
   90% of striped images show a star.
 * Split ``shifted`` breaks it the other way round: a star is never on stripes (uniform over the
   other three textures) and every other shape is on stripes with probability 0.5.
+* ``faded(images, amount)`` is a shift of the pixels, not a split: each pixel moves ``amount`` of
+  the way to its own grey level, so the gray background is unchanged and the objects lose
+  saturation (colour gets hard to read while the layout stays).
 * Splits use disjoint random streams: image ``i`` of a split is drawn from
   ``numpy.random.default_rng([seed, split_id, i])``, split ids train=0, val=1, test=2,
   shifted=3, so a sample depends only on (seed, split, index).
@@ -367,6 +370,19 @@ def generate(split: str, n: int, seed: int = 0, start: int = 0, group_size: int 
         captions.append(caption(attrs, mention))
         mentions.append(frozenset(mention))
     return Batch(images=images, attributes=attributes, captions=captions, mentions=mentions)
+
+
+def faded(images: np.ndarray, amount: float) -> np.ndarray:
+    """Images ``[..., 3]`` (uint8) with every pixel blended ``amount`` (0 to 1) of the way to its
+    grey level ``mean(r, g, b)``: 0 leaves them as they are, 1 makes them grey."""
+    if not 0.0 <= amount <= 1.0:
+        raise ValueError(f"amount must be between 0 and 1, got {amount}")
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim < 1 or images.shape[-1] != 3:
+        raise ValueError(f"expected uint8 RGB images [..., 3], got {images.dtype} {images.shape}")
+    pixels = images.astype(np.float64)
+    grey = pixels.mean(axis=-1, keepdims=True)
+    return np.rint(pixels + amount * (grey - pixels)).astype(np.uint8)
 
 
 def class_prompts(attribute: str) -> tuple[list[str], list[str]]:

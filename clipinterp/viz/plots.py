@@ -363,7 +363,7 @@ def plot_pursuit_table(data: pd.DataFrame, *, k: str = "k", method: str = "metho
     ax.set_ylabel(ylabel or value)
     ax.axhline(0, color="0.3", linewidth=0.8)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)  # beside the bars, never on them
     if title:
         ax.set_title(title)
     return fig
