@@ -31,12 +31,13 @@ Sampling (all attributes independent and uniform unless stated):
   90% of striped images show a star.
 * Split ``shifted`` breaks it the other way round: a star is never on stripes (uniform over the
   other three textures) and every other shape is on stripes with probability 0.5.
-* ``faded(images, amount)`` is a shift of the pixels, not a split: each pixel moves ``amount`` of
-  the way to its own grey level, so the gray background is unchanged and the objects lose
-  saturation (colour gets hard to read while the layout stays).
 * Splits use disjoint random streams: image ``i`` of a split is drawn from
   ``numpy.random.default_rng([seed, split_id, i])``, split ids train=0, val=1, test=2,
   shifted=3, so a sample depends only on (seed, split, index).
+* ``faded(images, amount)`` is a shift of the pixels, not a split: each pixel moves ``amount`` of
+  the way to its own grey level, so the gray background is unchanged and the objects lose
+  saturation: colour gets hard to read, and so do shape and size for a model that finds the
+  objects by their saturation, as the shipped one does.
 
 Captions (:func:`caption`): a random subset of the attributes is named, each independently with
 probability :data:`MENTION_PROB` (shape/color 0.5, size/position/count 0.4, background colour
