@@ -72,17 +72,43 @@ class Zero(Intervention):
         return _z_hooks(model, self.resolved(model), lambda z, layer, hs: torch.zeros_like(z))
 
 
+def _reference_means(intervention: Any, model) -> dict[int, torch.Tensor]:
+    """``{layer: [p, H, k]}`` means of ``hook_z`` over ``intervention.reference`` (given as such,
+    or computed once per model and kept in ``intervention._means``)."""
+    if isinstance(intervention.reference, dict):
+        return intervention.reference
+    key = id(model)
+    if key not in intervention._means:
+        layers = sorted({layer for layer, _ in intervention.resolved(model)})
+        intervention._means[key] = mean_z(model, intervention.reference, layers)
+    return intervention._means[key]
+
+
 @dataclass
 class Scale(Intervention):
-    """Multiply the heads' outputs by ``alpha`` (Head Pursuit: -1 suppresses, 5 enhances)."""
+    """Multiply the heads' outputs by ``alpha`` (Head Pursuit: -1 suppresses, 5 enhances).
+
+    With a ``reference`` (as for :class:`Mean`) only the deviation from the reference mean is
+    scaled, ``mean + alpha * (z - mean)``: the heads' average output stays where it is (alpha 0
+    is mean ablation, 1 changes nothing)."""
 
     alpha: float = 1.0
+    reference: Any = None
+    _means: dict = field(default_factory=dict, repr=False)
 
     def hooks(self, model) -> HookList:
-        return _z_hooks(model, self.resolved(model), lambda z, layer, hs: z * self.alpha)
+        if self.reference is None:
+            return _z_hooks(model, self.resolved(model), lambda z, layer, hs: z * self.alpha)
+        means = _reference_means(self, model)
+
+        def centred(z, layer, hs):
+            mu = means[layer][:, hs].to(z)
+            return mu + self.alpha * (z - mu)
+        return _z_hooks(model, self.resolved(model), centred)
 
     def describe(self) -> str:
-        return super().describe()[:-1] + f", alpha={self.alpha})"
+        centred = "" if self.reference is None else ", around the reference mean"
+        return super().describe()[:-1] + f", alpha={self.alpha}{centred})"
 
 
 @dataclass
@@ -95,15 +121,9 @@ class Mean(Intervention):
     _means: dict = field(default_factory=dict, repr=False)
 
     def means(self, model) -> dict[int, torch.Tensor]:
-        if isinstance(self.reference, dict):
-            return self.reference
-        key = id(model)
-        if key not in self._means:
-            if self.reference is None:
-                raise ValueError("mean ablation needs a reference set: mean(heads, reference=images)")
-            layers = sorted({layer for layer, _ in self.resolved(model)})
-            self._means[key] = mean_z(model, self.reference, layers)
-        return self._means[key]
+        if self.reference is None:
+            raise ValueError("mean ablation needs a reference set: mean(heads, reference=images)")
+        return _reference_means(self, model)
 
     def hooks(self, model) -> HookList:
         means = self.means(model)
@@ -224,8 +244,8 @@ def zero(heads: Heads) -> Zero:
     return Zero(heads)
 
 
-def scale(alpha: float, heads: Heads) -> Scale:
-    return Scale(heads, alpha)
+def scale(alpha: float, heads: Heads, reference: Any = None) -> Scale:
+    return Scale(heads, alpha, reference)
 
 
 def mean(heads: Heads, reference: Any) -> Mean:

@@ -75,6 +75,25 @@ def test_mean_ablation_replaces_by_reference_mean(tiny, pixels):
     assert rel(cache["blocks.1.attn.hook_z"][:, :, 3], expected.expand(4, -1, -1)) < TOL
 
 
+def test_centred_scale_moves_only_the_deviation_from_the_reference_mean(tiny, pixels):
+    reference = torch.randn(6, 3, 32, 32)
+    heads = ["L1.H3", "L2.H0"]
+    _, ref_cache = tiny.run_with_cache(reference)
+    _, plain = tiny.run_with_cache(pixels)
+    _, first_only = tiny.with_interventions(iv.scale(-2.0, "L1.H3", reference)).run_with_cache(pixels)
+    unedited = {1: plain, 2: first_only}  # each head's own z, given the edits upstream of it
+    _, cache = tiny.with_interventions(iv.scale(-2.0, heads, reference)).run_with_cache(pixels)
+    for layer, h in [(1, 3), (2, 0)]:
+        name = f"blocks.{layer}.attn.hook_z"
+        mu, z = ref_cache[name][:, :, h].mean(0), unedited[layer][name][:, :, h]
+        assert rel(cache[name][:, :, h], mu - 2.0 * (z - mu)) < TOL
+    as_mean = tiny.with_interventions(iv.scale(0.0, heads, reference)).encode_image(pixels)
+    assert rel(as_mean, tiny.with_interventions(iv.mean(heads, reference)).encode_image(pixels)) < TOL
+    assert rel(tiny.with_interventions(iv.scale(1.0, heads, reference)).encode_image(pixels),
+               tiny.encode_image(pixels)) < TOL
+    assert "around the reference mean" in iv.scale(2.0, heads, reference).describe()
+
+
 def test_patch_reproduces_source_values(tiny, pixels):
     clean, corrupt = pixels[:2], pixels[2:]
     _, source = tiny.run_with_cache(clean)
