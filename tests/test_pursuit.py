@@ -155,6 +155,12 @@ def test_editing_table_shape(tiny, pixels):
     assert chosen == ",".join(f"L{l}.H{h}" for l, h in top_heads(ranking, 2, "explained"))
     with pytest.raises(ValueError, match="rank_by='logit_lens'"):
         editing_table(tiny, pixels, concepts, rank_by="logit_lens")
+    # editing one concept's heads while scoring both gives exactly that concept's rows
+    words_only = editing_table(tiny, pixels, concepts, ks=(1, 2), n_random=3, targets=["words"])
+    pd.testing.assert_frame_equal(words_only.reset_index(drop=True),
+                                  table[table["concept"] == "words"].reset_index(drop=True), check_exact=True)
+    with pytest.raises(ValueError, match=r"targets \['cats'\] are not among"):
+        editing_table(tiny, pixels, concepts, targets=["cats"])
     target = table[(table["concept"] == "animal") & (table["scope"] == "target")]
     assert list(pursuit_summary(target)["method"]) == ["pursuit", "random", "logit_lens"] * 2
     assert pursuit_table_style(target).shape == (2, 3)
@@ -198,7 +204,7 @@ def test_organism_suppression_ordering():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # few free heads per layer: neighbours fill in
         table = editing_table(model, batch.images, concepts, ks=(1, 2, 4), n_random=10, seed=0,
-                              rank_by="explained")
+                              rank_by="explained", targets=specialised)  # every learned attribute is scored
     accuracy = table.groupby(["concept", "evaluated", "method"])["median"].mean()  # mean over k
     baseline = table.drop_duplicates("evaluated").set_index("evaluated")["baseline"]
     for target in specialised:

@@ -280,7 +280,7 @@ def _summarise(runs: pd.DataFrame) -> pd.DataFrame:
 def editing_table(model, images: Any, concepts: Mapping[str, tuple[Sequence[int], Sequence[str]]],
                   ks: Sequence[int] = (1, 2, 4, 8), alpha: float = -1.0, n_random: int = 10, seed: int = 0,
                   n_atoms: Optional[int] = None, normalize: bool = False, rank_by: str = "score",
-                  batch_size: int = 64) -> pd.DataFrame:
+                  batch_size: int = 64, targets: Optional[Sequence[str]] = None) -> pd.DataFrame:
     """Edit the top-k Head Pursuit heads of each concept and measure zero-shot accuracy everywhere.
 
     ``concepts``: ``{name: (labels [N], class prompts [C])}``; the prompts are both the
@@ -289,7 +289,9 @@ def editing_table(model, images: Any, concepts: Mapping[str, tuple[Sequence[int]
     forward pass: the top-k Head Pursuit heads by ``rank_by`` (``pursuit``; ``"score"``, the
     paper's fraction, or ``"explained"``, see :func:`head_pursuit`), ``n_random`` random sets with the
     same per-layer counts disjoint from them (``random``, see :func:`random_control_sets`), and
-    the logit-lens top-k (``logit_lens``).
+    the logit-lens top-k (``logit_lens``). ``targets``: the concepts whose heads are edited
+    (default all); every concept is evaluated, and a concept's rows do not depend on which
+    others are targets.
 
     Returns the tidy table of the paper: one row per ``(concept, evaluated, k, method)`` with
     ``scope`` ("target" where ``evaluated == concept``, else "other"), ``median, q25, q75, n`` of
@@ -305,13 +307,19 @@ def editing_table(model, images: Any, concepts: Mapping[str, tuple[Sequence[int]
         raise ValueError("no concepts given")
     if rank_by not in RANKINGS:
         raise ValueError(f"rank_by={rank_by!r}: expected 'score' or 'explained'")
+    targets = list(concepts) if targets is None else list(targets)
+    unknown = [t for t in targets if t not in concepts]
+    if unknown:
+        raise ValueError(f"targets {unknown} are not among the concepts {list(concepts)}")
+    if not targets:
+        raise ValueError("targets is empty: name at least one concept to edit")
     pixels = _pixels(model, images, batch_size)
     classifiers = {name: _classifier(model, prompts) for name, (_, prompts) in concepts.items()}
     labels = {name: _labels(lab, len(pixels), len(classifiers[name]), name) for name, (lab, _) in concepts.items()}
     outputs = decompose(model, pixels, convention="centered", batch_size=batch_size, progress=False)
     shape = (model.cfg.n_layers, model.cfg.n_heads)
     plans = {name: _head_sets(head_pursuit(outputs, concept=emb, n_atoms=n_atoms), ks, n_random, shape, seed, i,
-                              rank_by) for i, (name, emb) in enumerate(classifiers.items())}
+                              rank_by) for i, (name, emb) in enumerate(classifiers.items()) if name in targets}
     runs = [(target, k, method, heads) for target, plan in plans.items() for k, method, heads in plan]
     first = [min(layer for layer, _ in heads) for *_, heads in runs]
     runner = LateRunner(model, pixels.split(batch_size), min(first), batch_size)
@@ -330,4 +338,3 @@ def editing_table(model, images: Any, concepts: Mapping[str, tuple[Sequence[int]
                             "heads": ",".join(map(head_name, heads)),
                             "accuracy": _normalised(accuracy, baseline[name]) if normalize else accuracy})
     return _summarise(pd.DataFrame([row for i in range(len(runs)) for row in rows[i]]))
-    return _summarise(pd.DataFrame(rows))
