@@ -5,6 +5,7 @@ layers and tokens, and run the head-level methods (TextSpan, CCS, Head Pursuit, 
 """
 from . import interventions
 from .decompose import Decomposition, decompose
+from .effects import TotalEffects, total_effects
 from .evaluation import recall_from_embeddings, retrieval_recall, zero_shot_accuracy
 from .heads import head_name, parse_head, parse_heads
 from .interventions import with_interventions

@@ -5,7 +5,7 @@ that evaluates many head edits on one image set (AAT's searches, Head Pursuit's 
 organism's ground truth)."""
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +32,13 @@ def residual_at(model, pixels: Tensor, layer: int) -> Tensor:
     except _Stop:
         pass
     return stored[0]
+
+
+def batched_pixels(model, images: Any, batch_size: int = 64) -> Tensor:
+    """Images (or pixels) -> checked pixels ``[N, c, S, S]``, made ``batch_size`` at a time."""
+    if len(images) == 0:
+        raise ValueError("no images given (an empty set)")
+    return torch.cat([model.to_pixels(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
 
 
 class LateRunner:

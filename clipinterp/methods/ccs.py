@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from ..decompose import Decomposition, decompose
+from ..effects import TotalEffects, total_effects
 from ..evaluation import accuracy_from_embeddings
 from ..heads import HeadLike, head_name, parse_head
 from ..interventions import prune
@@ -565,26 +566,35 @@ def ccs_tiers(scores_df: pd.DataFrame, high: int = 5, moderate: int = 3,
 # ---------------------------------------------------------------------------- pipeline
 
 LAST_FOUR = (-4, -3, -2, -1)
+EFFECTS = ("direct", "total")
 
 
 def ccs_table(model, images, bank, judge: Judge, layers: Union[int, Sequence[int], None] = LAST_FOUR,
-              k: int = 5, rank: int = 80, batch_size: int = 32) -> pd.DataFrame:
+              k: int = 5, rank: int = 80, batch_size: int = 32, effect: str = "direct") -> pd.DataFrame:
     """Model + images + text bank -> CCS per head: TextSpan's top-``k`` texts of every head of
     ``layers`` (default the last four, as in the paper; None for all), labelled and judged by
     ``judge`` (:func:`ccs_scores`; columns ``layer, head, label, texts, judgements, ccs, n_missing``).
 
-    images: images or pixels ``[N, c, S, S]`` (decomposed here, TextSpan's convention, normalised
-    by the embedding norm) or an unprojected :class:`~clipinterp.decompose.Decomposition`.
+    images: images or pixels ``[N, c, S, S]``, or a precomputed unprojected
+    :class:`~clipinterp.decompose.Decomposition` or :class:`~clipinterp.effects.TotalEffects`
+    (used as given). effect: what TextSpan describes when images are given: ``"direct"`` (the
+    paper: each head's direct contribution, TextSpan's convention, normalised by the embedding
+    norm) or ``"total"`` (each head's total effect, :func:`~clipinterp.effects.total_effects`: it
+    also sees heads that act through later layers, at one late forward pass per head).
     bank: a :class:`~clipinterp.textbank.TextBank` (embedded with ``model`` if it has no
     embeddings) or a ``(texts, embeddings [M, d_embed])`` tuple.
     """
-    if isinstance(images, Decomposition):
-        decomposition = images
+    if effect not in EFFECTS:
+        raise ValueError(f"effect={effect!r}: expected one of {EFFECTS}")
+    if isinstance(images, (Decomposition, TotalEffects)):
+        source = images
+    elif effect == "total":
+        source = total_effects(model, images, layers, batch_size=batch_size, progress=False)
     else:
-        decomposition = decompose(model, images, normalize=True, batch_size=batch_size, progress=False)
+        source = decompose(model, images, normalize=True, batch_size=batch_size, progress=False)
     if not isinstance(bank, tuple) and bank.embeddings is None:
         bank = bank.embed(model)
-    return ccs_scores(textspan_heads(decomposition, bank, layers, n_texts=k, rank=rank), judge, k)
+    return ccs_scores(textspan_heads(source, bank, layers, n_texts=k, rank=rank), judge, k)
 
 
 # ---------------------------------------------------------------------------- soft pruning

@@ -29,8 +29,8 @@ from torch import Tensor
 from ..decompose import Decomposition, decompose
 from ..evaluation import accuracy_from_embeddings
 from ..heads import HeadLike, head_name, parse_heads, resolve_layers
-from ..interventions import InterventionModel, scale
-from ..late import LateRunner
+from ..interventions import InterventionModel, mean_z, scale
+from ..late import LateRunner, batched_pixels
 from ..textbank import TextBank
 from .somp import SOMP, logit_lens_scores
 from .textspan import Bank, _unpack_bank
@@ -228,12 +228,6 @@ def _draw_set(wanted: np.ndarray, free: list[list[int]], rng: np.random.Generato
     return sorted(out)
 
 
-def _pixels(model, images: Any, batch_size: int) -> Tensor:
-    if len(images) == 0:
-        raise ValueError("no images given (an empty set)")
-    return torch.cat([model.to_pixels(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
-
-
 def _classifier(model, prompts: Sequence[str]) -> Tensor:
     """Unit text embeddings ``[C, d_embed]`` of the class prompts, in order."""
     if isinstance(prompts, str) or not list(prompts):
@@ -269,7 +263,7 @@ def _head_sets(table: pd.DataFrame, ks: Sequence[int], n_random: int, shape: tup
 
 def _summarise(runs: pd.DataFrame) -> pd.DataFrame:
     """Median, quartiles and count of ``accuracy`` per (concept, evaluated, k, method)."""
-    keys = ["concept", "evaluated", "scope", "k", "method", "alpha", "baseline"]
+    keys = ["concept", "evaluated", "scope", "k", "method", "alpha", "centred", "baseline"]
     grouped = runs.groupby(keys, sort=False)
     out = grouped["accuracy"].agg(median="median", q25=lambda a: a.quantile(0.25),
                                   q75=lambda a: a.quantile(0.75), n="count")
@@ -280,7 +274,8 @@ def _summarise(runs: pd.DataFrame) -> pd.DataFrame:
 def editing_table(model, images: Any, concepts: Mapping[str, tuple[Sequence[int], Sequence[str]]],
                   ks: Sequence[int] = (1, 2, 4, 8), alpha: float = -1.0, n_random: int = 10, seed: int = 0,
                   n_atoms: Optional[int] = None, normalize: bool = False, rank_by: str = "score",
-                  batch_size: int = 64, targets: Optional[Sequence[str]] = None) -> pd.DataFrame:
+                  batch_size: int = 64, targets: Optional[Sequence[str]] = None,
+                  reference: Any = None) -> pd.DataFrame:
     """Edit the top-k Head Pursuit heads of each concept and measure zero-shot accuracy everywhere.
 
     ``concepts``: ``{name: (labels [N], class prompts [C])}``; the prompts are both the
@@ -291,7 +286,10 @@ def editing_table(model, images: Any, concepts: Mapping[str, tuple[Sequence[int]
     same per-layer counts disjoint from them (``random``, see :func:`random_control_sets`), and
     the logit-lens top-k (``logit_lens``). ``targets``: the concepts whose heads are edited
     (default all); every concept is evaluated, and a concept's rows do not depend on which
-    others are targets.
+    others are targets. With ``reference`` (images or pixels) every edit is centred: only the
+    heads' deviation from their mean over the reference is scaled (``scale(alpha, heads,
+    reference=...)``; alpha -1 then reflects each output about the mean instead of negating the
+    mean output too).
 
     Returns the tidy table of the paper: one row per ``(concept, evaluated, k, method)`` with
     ``scope`` ("target" where ``evaluated == concept``, else "other"), ``median, q25, q75, n`` of
@@ -313,7 +311,7 @@ def editing_table(model, images: Any, concepts: Mapping[str, tuple[Sequence[int]
         raise ValueError(f"targets {unknown} are not among the concepts {list(concepts)}")
     if not targets:
         raise ValueError("targets is empty: name at least one concept to edit")
-    pixels = _pixels(model, images, batch_size)
+    pixels = batched_pixels(model, images, batch_size)
     classifiers = {name: _classifier(model, prompts) for name, (_, prompts) in concepts.items()}
     labels = {name: _labels(lab, len(pixels), len(classifiers[name]), name) for name, (lab, _) in concepts.items()}
     outputs = decompose(model, pixels, convention="centered", batch_size=batch_size, progress=False)
@@ -323,18 +321,20 @@ def editing_table(model, images: Any, concepts: Mapping[str, tuple[Sequence[int]
     runs = [(target, k, method, heads) for target, plan in plans.items() for k, method, heads in plan]
     first = [min(layer for layer, _ in heads) for *_, heads in runs]
     runner = LateRunner(model, pixels.split(batch_size), min(first), batch_size)
+    means = None if reference is None else mean_z(model, reference, list(range(min(first), shape[0])), batch_size)
     unedited = runner.embed()
     baseline = {name: accuracy_from_embeddings(unedited, classifiers[name], labels[name]) for name in concepts}
     rows: dict[int, list[dict[str, Any]]] = {}
     for i in sorted(range(len(runs)), key=first.__getitem__):  # by earliest edited layer: the cache only advances
         target, k, method, heads = runs[i]
         runner.advance(first[i])
-        embedded = runner.embed([scale(alpha, list(heads))])
+        embedded = runner.embed([scale(alpha, list(heads), reference=means)])
         rows[i] = []
         for name in concepts:
             accuracy = accuracy_from_embeddings(embedded, classifiers[name], labels[name])
             rows[i].append({"concept": target, "evaluated": name, "scope": "target" if name == target else "other",
-                            "k": k, "method": method, "alpha": alpha, "baseline": baseline[name],
+                            "k": k, "method": method, "alpha": alpha, "centred": reference is not None,
+                            "baseline": baseline[name],
                             "heads": ",".join(map(head_name, heads)),
                             "accuracy": _normalised(accuracy, baseline[name]) if normalize else accuracy})
     return _summarise(pd.DataFrame([row for i in range(len(runs)) for row in rows[i]]))

@@ -89,12 +89,27 @@ def _curriculum(args: dict[str, Any]) -> str:
     return f"Position curriculum: the captions of the first {steps} steps name only the position (`--curriculum-steps {steps}`). "
 
 
+def _agreement(record: dict[str, Any]) -> str:
+    """"0.40 (0.24 by chance ...)" from a CCS record of ``methods.json``."""
+    agreement = record["label_agreement_with_specialised_heads"]
+    if agreement is None:
+        return "n/a"
+    return (f"{agreement:.2f} ({record['label_agreement_by_chance']:.2f} expected by chance, the same labels "
+            "shuffled among the heads)")
+
+
+def _label_table(heads: dict[str, dict[str, Any]]) -> str:
+    """The specialised heads' CCS labels and texts as a markdown table."""
+    rows = ["| specialised head | ground truth | CCS label | CCS | top TextSpan texts |", "|---|---|---|---|---|"]
+    rows += [f"| {h} | {r['ground_truth']} | {r['ccs_label']} | {r['ccs']} | {'; '.join(r['texts'])} |"
+             for h, r in heads.items()]
+    return "\n".join(rows)
+
+
 def _methods_section(methods: dict[str, Any]) -> str:
     """Tables of ``methods.json`` (written by ``clipinterp organism score-methods``)."""
     ccs, pursuit, aat = methods["ccs"], methods["head_pursuit"], methods["aat"]
-    heads = ["| specialised head | ground truth | CCS label | CCS | top TextSpan texts |", "|---|---|---|---|---|"]
-    heads += [f"| {h} | {r['ground_truth']} | {r['ccs_label']} | {r['ccs']} | {'; '.join(r['texts'])} |"
-              for h, r in ccs["specialised_heads"].items()]
+    total = ccs["total_effect"]
     tiers = ["original", "high CCS", "low CCS", "random"]
     pruning = ["| attribute | " + " | ".join(tiers) + " |", "|---" * 5 + "|"]
     pruning += [f"| {a} | " + " | ".join(f"{acc[t]:.3f}" for t in tiers) + " |"
@@ -110,15 +125,16 @@ def _methods_section(methods: dict[str, Any]) -> str:
               + " / ".join(f"{v:.3f}" for v in r["held_out_mean_recall"].values()) + " | "
               + " / ".join(f"{v:.3f}" for v in r["held_out_shape_accuracy"].values()) + " |"
               for name, r in aat.items() if name != "how"]
-    agreement = ccs["label_agreement_with_specialised_heads"]
     direct = ", ".join(f"{a} {r['head']} ({r['ccs_label']})" for a, r in ccs["top_direct_heads"].items())
     return "\n\n".join([
         "## The methods against the ground truth\n\n`clipinterp organism score-methods` (`methods.json`).",
-        f"### CCS\n\n{ccs['how']}. Label agreement with the specialised heads: "
-        f"{'n/a' if agreement is None else f'{agreement:.2f}'}; with each learned attribute's largest "
-        f"direct-share head (attribute, head, CCS label: {direct}): "
+        f"### CCS\n\n{ccs['how']}. Label agreement with the specialised heads: {_agreement(ccs)}; with "
+        f"each learned attribute's largest direct-share head (attribute, head, CCS label: {direct}): "
         f"{ccs['label_agreement_with_top_direct_heads']:.2f}. CCS histogram (CCS: heads) {ccs['ccs_histogram']}.",
-        "\n".join(heads), "Zero-shot accuracy after pruning each tier:", "\n".join(pruning),
+        _label_table(ccs["specialised_heads"]),
+        f"On total effects: {total['how']}. Label agreement with the specialised heads: {_agreement(total)}.",
+        _label_table(total["specialised_heads"]),
+        "Zero-shot accuracy after pruning each tier:", "\n".join(pruning),
         f"### Head Pursuit\n\n{pursuit['how']}.", "\n".join(edits),
         " ".join(f"Rank correlation of `{by}` with the direct share: "
                  + ", ".join(f"{a} {v}" for a, v in pursuit[f"spearman_of_{by}_with_direct_share"].items())

@@ -7,7 +7,8 @@ comparisons the model card reports, with the settings the tests use:
   head; the labels and top texts of the specialised heads, the fraction labelled with their
   ground-truth attribute (and the same for each attribute's largest direct-share head, the
   effect TextSpan describes), the CCS histogram, and soft pruning of the ``n_heads`` highest-CCS,
-  lowest-CCS and random heads (per learned attribute, mean over seeds).
+  lowest-CCS and random heads (per learned attribute, mean over seeds); and the labels of the
+  specialised heads with TextSpan on total effects instead (the effect the ground truth measures).
 * **Head Pursuit** (:func:`score_pursuit`): the editing table (suppress, alpha = -1, and
   enhance, alpha = 5, on test images; enhance, alpha = 1.5, on faded test images, where colour
   has headroom) per learned attribute, and the rank correlation of the pursuit scores with
@@ -64,13 +65,31 @@ def rank_correlation(a: pd.Series, b: pd.Series) -> Optional[float]:
     return None if math.isnan(rho) else round(rho, 3)
 
 
+def chance_agreement(scores: pd.DataFrame, specialised: dict[str, Sequence[str]]) -> float:
+    """The label agreement expected if the same labels were shuffled among the scored heads: the
+    mean, over the specialised heads, of the fraction of heads labelled with their attribute."""
+    share = scores["label"].value_counts(normalize=True)
+    attributes = [a for a, heads in specialised.items() for _ in heads]
+    return round(sum(float(share.get(a, 0.0)) for a in attributes) / len(attributes), 3)
+
+
+def _labelled_heads(scores: pd.DataFrame, truth: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """``{head: {"ground_truth", "ccs_label", "ccs", "texts"}}`` for the heads of ``truth`` (head -> attribute)."""
+    by_head = scores.assign(name=[f"L{r.layer}.H{r.head}" for r in scores.itertuples()]).set_index("name")
+    return {h: {"ground_truth": a, "ccs_label": by_head.loc[h, "label"], "ccs": int(by_head.loc[h, "ccs"]),
+                "texts": list(by_head.loc[h, "texts"])} for h, a in truth.items()}
+
+
 def score_ccs(model: Any, truth: dict[str, Any], n: int = 300, n_heads: int = 4, seeds: int = 5) -> dict[str, Any]:
     """CCS on every head (TextSpan on ``n`` validation images, the shapes bank, the keyword
-    judge) against the recorded specialised heads, and pruning by CCS tier on ``n`` test images."""
-    scores = ccs_table(model, generate("val", n, 0).images, load_bank("shapes"), KeywordJudge.for_shapes(),
-                       layers=None)
-    by_head = scores.assign(name=[f"L{r.layer}.H{r.head}" for r in scores.itertuples()]).set_index("name")
+    judge) against the recorded specialised heads, and pruning by CCS tier on ``n`` test images.
+    TextSpan describes the heads' direct contributions (the paper) and, as a second record, their
+    total effects (:func:`~clipinterp.effects.total_effects`), which the ground truth measures."""
+    val, bank, judge = generate("val", n, 0).images, load_bank("shapes").embed(model), KeywordJudge.for_shapes()
+    scores = ccs_table(model, val, bank, judge, layers=None)
+    total = ccs_table(model, val, bank, judge, layers=None, effect="total")
     specialised = {a: hs for a, hs in truth["specialised"].items() if hs}
+    attribute_of = {h: a for a, hs in specialised.items() for h in hs}
     top_direct = top_direct_heads(truth)
     test = generate("test", n, 0)
     attributes = learned_attributes(truth)
@@ -80,19 +99,28 @@ def score_ccs(model: Any, truth: dict[str, Any], n: int = 300, n_heads: int = 4,
     means = frame.groupby(["task", "tier"])["accuracy"].mean()
     pruning = {a: {tier: round(float(acc), 3) for tier, acc in means[a].items()} for a in attributes}
     tiers = pd.DataFrame(pruning).T
+    labels = _labelled_heads(scores, {h: a for a, h in top_direct.items()})
     return {
         "how": f"ccs_table on {n} validation images, every layer, the shapes bank, KeywordJudge.for_shapes(), "
                f"top-5 TextSpan texts per head; ccs_pruning of {n_heads} heads per tier, {seeds} seeds, "
                f"{n} test images, zero-shot accuracy per learned attribute (mean over seeds)",
-        "specialised_heads": {h: {"ground_truth": a, "ccs_label": by_head.loc[h, "label"],
-                                  "ccs": int(by_head.loc[h, "ccs"]), "texts": list(by_head.loc[h, "texts"])}
-                              for a, hs in specialised.items() for h in hs},
+        "specialised_heads": _labelled_heads(scores, attribute_of),
         "label_agreement_with_specialised_heads": ccs_agreement(scores, specialised) if specialised else None,
+        "label_agreement_by_chance": chance_agreement(scores, specialised) if specialised else None,
         # TextSpan reads direct effects: the apples-to-apples truth is each attribute's top direct-share head
-        "top_direct_heads": {a: {"head": h, "ccs_label": by_head.loc[h, "label"]} for a, h in top_direct.items()},
+        "top_direct_heads": {a: {"head": h, "ccs_label": labels[h]["ccs_label"]} for a, h in top_direct.items()},
         "label_agreement_with_top_direct_heads": ccs_agreement(scores, {a: [h] for a, h in top_direct.items()}),
         "labels": scores["label"].value_counts().to_dict(),
         "ccs_histogram": {int(k): int(v) for k, v in scores["ccs"].value_counts().sort_index().items()},
+        "total_effect": {
+            "how": "ccs_table(..., effect='total'): as above, with TextSpan on each head's total effect instead of "
+                   "its direct contribution, the change of the unit image embedding when the head is mean-ablated "
+                   "(means over the same images)",
+            "specialised_heads": _labelled_heads(total, attribute_of),
+            "label_agreement_with_specialised_heads": ccs_agreement(total, specialised) if specialised else None,
+            "label_agreement_by_chance": chance_agreement(total, specialised) if specialised else None,
+            "labels": total["label"].value_counts().to_dict(),
+        },
         "pruning_accuracy": pruning,
         "pruning_mean_over_attributes": {t: round(float(v), 3) for t, v in tiers.mean().items()},
     }
