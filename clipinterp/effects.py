@@ -22,7 +22,7 @@ concatenate ``.heads``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Iterable, Union
 
 import torch
 from torch import Tensor

@@ -3,7 +3,8 @@
 Sections: the model; the decomposition's sum check; the layer mean-ablation sweep (direct
 effects); TextSpan texts and CCS for every head; Head Pursuit rankings per concept; the AAT search
 (heads found, recall before and after on held-out data); and, on the shapes organism, each
-method's agreement with the ground truth recorded in ``data/shapes-clip/ground_truth.json``.
+method's agreement with the ground truth recorded in ``data/shapes-clip/ground_truth.json``
+(CCS labels also on the heads' total effects, :func:`~clipinterp.effects.total_effects`).
 
 Data: the organism's test split (and its shifted split for AAT) by default; ``images`` (a folder)
 with ``captions`` (one line per image, in sorted file-name order) for any other data. Concepts
@@ -26,6 +27,7 @@ import torch
 from PIL import Image
 
 from .decompose import decompose
+from .effects import total_effects
 from .evaluation import accuracy_from_embeddings
 from .methods.aat import GeneticSearch, PairedData, evaluate_heads
 from .methods.ccs import EmbeddingJudge, KeywordJudge, ccs_agreement, ccs_table
@@ -113,7 +115,8 @@ def _layer_sweep(model: Any, dec: Any, split: Split, class_emb: dict[str, torch.
     return pd.DataFrame(rows)
 
 
-def _ccs(model: Any, dec: Any, organism: bool) -> pd.DataFrame:
+def _ccs(model: Any, source: Any, organism: bool) -> pd.DataFrame:
+    """CCS of the heads described in ``source`` (a decomposition or total effects)."""
     if organism:
         bank, judge = load_bank("shapes"), KeywordJudge.for_shapes()
         layers = None
@@ -121,7 +124,7 @@ def _ccs(model: Any, dec: Any, organism: bool) -> pd.DataFrame:
         bank = load_bank("general")
         judge = EmbeddingJudge(model.encode_text, sorted({w for ws in GENERAL_CONCEPTS.values() for w in ws}))
         layers = list(range(max(0, model.cfg.n_layers - 4), model.cfg.n_layers))
-    return ccs_table(model, dec, bank, judge, layers=layers)
+    return ccs_table(model, source, bank, judge, layers=layers)
 
 
 def _aat(model: Any, search: PairedData, test: PairedData) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -134,9 +137,11 @@ def _aat(model: Any, search: PairedData, test: PairedData) -> tuple[dict[str, An
     return found, table
 
 
-def _agreement(ccs: pd.DataFrame, pursuit: dict[str, pd.DataFrame], aat_heads: list[str]) -> dict[str, Any]:
+def _agreement(ccs: pd.DataFrame, total: pd.DataFrame, pursuit: dict[str, pd.DataFrame],
+               aat_heads: list[str]) -> dict[str, Any]:
     """Each method against the organism's recorded ground truth: CCS labels of the specialised
-    heads and of each learned attribute's largest direct-share head, the rank correlation of Head
+    heads (on direct contributions, ``ccs``, and on total effects, ``total``) and of each learned
+    attribute's largest direct-share head, the rank correlation of Head
     Pursuit scores with the heads' accuracy drops (total effect) and direct shares per attribute,
     and the spurious-cue heads among AAT's."""
     truth = json.loads((data_dir() / "shapes-clip" / "ground_truth.json").read_text())
@@ -151,6 +156,7 @@ def _agreement(ccs: pd.DataFrame, pursuit: dict[str, pd.DataFrame], aat_heads: l
     return {
         "specialised": with_heads,
         "ccs_label_agreement": ccs_agreement(ccs, with_heads),
+        "ccs_label_agreement_total_effect": ccs_agreement(total, with_heads),
         "top_direct_heads": top_direct,
         "ccs_label_agreement_top_direct": ccs_agreement(ccs, {a: [h] for a, h in top_direct.items()}),
         "pursuit_spearman_with_accuracy_drop": spearman(truth["accuracy_drop"]),
@@ -231,7 +237,8 @@ def write_report(model: Any = "shapes-clip", out: Union[str, Path] = "report", *
         sections.append(("AAT: heads whose suppression helps", f"<p>heads found: {', '.join(found['heads']) or 'none'}</p>"
                          + table.to_html(index=False)))
     if organism:
-        findings["ground_truth_agreement"] = _agreement(ccs, pursuit, findings.get("aat", {}).get("heads", []))
+        total = _ccs(model, total_effects(model, pixels, progress=False), organism)
+        findings["ground_truth_agreement"] = _agreement(ccs, total, pursuit, findings.get("aat", {}).get("heads", []))
         sections.append(("Agreement with the organism's ground truth",
                          f"<pre>{html.escape(json.dumps(findings['ground_truth_agreement'], indent=1))}</pre>"))
     findings["seconds"] = round(time.time() - start, 1)
