@@ -63,3 +63,31 @@ def test_ccs_table_on_total_effects(tiny) -> None:
     pd.testing.assert_frame_equal(ccs_table(tiny, effects, bank, judge, layers=[1, 2], k=3), expected)
     with pytest.raises(ValueError, match="effect='indirect'"):
         ccs_table(tiny, pixels, bank, judge, effect="indirect")
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(tiny, tmp_path, monkeypatch) -> None:
+    import clipinterp.effects as effects_module
+
+    torch.manual_seed(4)
+    pixels = torch.randn(6, 3, 32, 32)
+    whole = total_effects(tiny, pixels, progress=False)
+    H, calls, interrupt = tiny.cfg.n_heads, [], [True]
+
+    def ablation_that_breaks(heads, reference):
+        calls.append(heads)
+        if interrupt[0] and len(calls) == H + 2:  # in the second layer: the first is finished and saved
+            raise KeyboardInterrupt
+        return mean(heads, reference=reference)
+
+    checkpoint = tmp_path / "effects.pt"
+    monkeypatch.setattr(effects_module, "mean", ablation_that_breaks)
+    with pytest.raises(KeyboardInterrupt):
+        total_effects(tiny, pixels, progress=False, checkpoint=checkpoint)
+    assert checkpoint.exists() and not list(tmp_path.glob("*.tmp"))
+    calls.clear()
+    interrupt[0] = False
+    resumed = total_effects(tiny, pixels, progress=False, checkpoint=checkpoint)
+    assert len(calls) == (tiny.cfg.n_layers - 1) * H  # the first layer was not measured again
+    torch.testing.assert_close(resumed.heads, whole.heads, atol=0, rtol=0)
+    with pytest.raises(ValueError, match="another model, image set"):
+        total_effects(tiny, pixels[:5], progress=False, checkpoint=checkpoint)
