@@ -8,26 +8,27 @@ its mean over ``reference``, per position)::
 
     effect[i, l, h] = embed(x_i) - embed(x_i | head (l, h) mean-ablated)      (unit embeddings)
 
-the same edit that the organism's ground truth measures in accuracy. The result has the
+the kind of edit the organism's ground truth measures in accuracy (which takes the means over the
+validation split: pass those images as ``reference`` for the very same edit). The result has the
 ``.heads [N, L, H, d_embed]`` layout of a :class:`~clipinterp.decompose.Decomposition`, so
 :func:`~clipinterp.methods.textspan.textspan_heads` and :func:`~clipinterp.methods.ccs.ccs_table`
 describe total effects exactly as they describe direct ones. Unlike direct contributions, the
 effects of a layer's heads do not add up to anything: each is measured with all other heads in place.
 
 Cost: one pass through the layers from ``l`` on, per head of layer ``l`` (the residual entering each
-layer is cached, :class:`~clipinterp.late.LateRunner`), so about ``n_heads * n_layers / 2`` full
-forward passes over the images for all layers. With ``checkpoint=path`` the effects are written to
-``path`` (atomically) after each layer, and a rerun of the same call continues after the last
-finished layer; a checkpoint from another model, other images, reference or layers is refused.
+layer is cached, :class:`~clipinterp.late.LateRunner`), so ``n_heads * (n_layers + 1) / 2`` full
+forward passes over the images for all layers. With ``checkpoint=directory`` each finished layer
+is written there (atomically, one file per layer), and a rerun with the same model, images and
+reference loads the finished layers instead of measuring them again (whatever the batch size or
+the other layers asked for); files from another model, image set or reference are refused.
 """
 from __future__ import annotations
 
 import hashlib
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import Any, Iterable, Optional, Union
 
 import torch
 from torch import Tensor
@@ -54,24 +55,34 @@ class TotalEffects:
         return self.heads.shape[0]
 
 
-def _fingerprint(unedited: Tensor, means: dict[int, Tensor], layers: list[int]) -> str:
-    """A hash of what the effects depend on: the unedited embeddings (model and images), the
-    reference means (model and reference) and the layers."""
-    digest = hashlib.sha256(json.dumps(layers).encode())
-    for tensor in [unedited, *(means[layer] for layer in layers)]:
-        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+def _bytes(tensor: Tensor) -> bytes:
+    return tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def _fingerprint(model, pixels: Tensor, reference: Tensor) -> str:
+    """A hash of the inputs the effects depend on: the model's weights, the images' pixels and the
+    reference's pixels (not the batch size or the device, which change only rounding)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode() + _bytes(tensor))
+    digest.update(_bytes(pixels) + b"|" + _bytes(reference))
     return digest.hexdigest()
 
 
-def _resume(checkpoint: Path, key: str, shape: tuple[int, ...]) -> tuple[Tensor, list[int]]:
-    """The effects and finished layers stored at ``checkpoint`` (none if absent)."""
-    if not checkpoint.exists():
-        return torch.full(shape, float("nan")), []
-    state = torch.load(checkpoint, weights_only=True)
-    if state["key"] != key or tuple(state["heads"].shape) != shape:
-        raise ValueError(f"{checkpoint} holds total effects of another model, image set, reference or layers: "
-                         "delete it or pass another checkpoint path")
-    return state["heads"], list(state["done"])
+def _layer_file(checkpoint: Path, layer: int) -> Path:
+    return checkpoint / f"layer_{layer:03d}.pt"
+
+
+def _load_layer(checkpoint: Path, layer: int, key: str) -> Optional[Tensor]:
+    """Layer ``layer``'s stored effects ``[N, H, d_embed]``, or None if it has not been saved."""
+    path = _layer_file(checkpoint, layer)
+    if not path.exists():
+        return None
+    state = torch.load(path, weights_only=True)
+    if state["key"] != key:
+        raise ValueError(f"{path} holds total effects of another model, image set or reference: delete "
+                         f"{checkpoint} or pass another checkpoint directory")
+    return state["effects"]
 
 
 @torch.no_grad()
@@ -83,30 +94,35 @@ def total_effects(model, images: Any, layers: Union[int, Iterable[int], None] = 
     images: images (PIL, uint8 arrays) or pixels ``[N, c, S, S]``; reference: images or pixels whose
     mean ``hook_z`` replaces the ablated head (default: ``images`` themselves); layers: the layers
     whose heads are measured (default all; negative indices count from the end); checkpoint: a
-    file to save finished layers to and resume from.
+    directory where each finished layer is saved (``layer_LLL.pt``) and found again by a rerun.
     Returns :class:`TotalEffects` with ``heads [N, L, H, d_embed]`` (float32).
     """
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     layers = resolve_layers(layers, n_layers)
     pixels = batched_pixels(model, images, batch_size)
-    means = mean_z(model, pixels if reference is None else reference, layers, batch_size)
+    reference = pixels if reference is None else batched_pixels(model, reference, batch_size)
+    means = mean_z(model, reference, layers, batch_size)
     runner = LateRunner(model, pixels.split(batch_size), layers[0], batch_size)
     unedited = runner.embed()
-    shape = (len(pixels), n_layers, n_heads, unedited.shape[1])
-    checkpoint = Path(checkpoint) if checkpoint is not None else None
-    key = _fingerprint(unedited, means, layers) if checkpoint else ""
-    heads, done = _resume(checkpoint, key, shape) if checkpoint else (torch.full(shape, float("nan")), [])
-    bar = tqdm(total=len(layers) * n_heads, initial=len(done) * n_heads, desc="total effects", unit="head",
-               disable=not progress)
-    for layer in (layer for layer in layers if layer not in done):
+    heads = torch.full((len(pixels), n_layers, n_heads, unedited.shape[1]), float("nan"))
+    key = ""
+    if checkpoint is not None:
+        checkpoint, key = Path(checkpoint), _fingerprint(model, pixels, reference)
+        checkpoint.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=len(layers) * n_heads, desc="total effects", unit="head", disable=not progress)
+    for layer in layers:
+        stored = _load_layer(checkpoint, layer, key) if checkpoint else None
+        if stored is not None:
+            heads[:, layer] = stored
+            bar.update(n_heads)
+            continue
         runner.advance(layer)
         for head in range(n_heads):
             heads[:, layer, head] = unedited - runner.embed([mean([(layer, head)], reference=means)])
             bar.update()
-        done.append(layer)
         if checkpoint:
             buffer = io.BytesIO()
-            torch.save({"heads": heads, "done": done, "key": key}, buffer)
-            _write_atomic(checkpoint, buffer.getvalue())
+            torch.save({"effects": heads[:, layer].clone(), "key": key}, buffer)
+            _write_atomic(_layer_file(checkpoint, layer), buffer.getvalue())
     bar.close()
     return TotalEffects(heads, layers)

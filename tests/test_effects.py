@@ -2,9 +2,8 @@
 import pandas as pd
 import pytest
 import torch
-import torch.nn.functional as F
 
-from clipinterp import TotalEffects, total_effects
+from clipinterp import TotalEffects, decompose, total_effects
 from clipinterp.interventions import mean
 from clipinterp.methods.ccs import KeywordJudge, ccs_scores, ccs_table
 from clipinterp.methods.textspan import textspan_heads
@@ -63,6 +62,12 @@ def test_ccs_table_on_total_effects(tiny) -> None:
     pd.testing.assert_frame_equal(ccs_table(tiny, effects, bank, judge, layers=[1, 2], k=3), expected)
     with pytest.raises(ValueError, match="effect='indirect'"):
         ccs_table(tiny, pixels, bank, judge, effect="indirect")
+    # a precomputed object says which effect it holds; asking for the other one is an error
+    direct = decompose(tiny, pixels, normalize=True, progress=False)
+    with pytest.raises(ValueError, match="Decomposition holds direct effects"):
+        ccs_table(tiny, direct, bank, judge, layers=[1, 2], k=3, effect="total")
+    with pytest.raises(ValueError, match="TotalEffects holds total effects"):
+        ccs_table(tiny, effects, bank, judge, layers=[1, 2], k=3, effect="direct")
 
 
 def test_an_interrupted_run_resumes_from_its_checkpoint(tiny, tmp_path, monkeypatch) -> None:
@@ -71,7 +76,8 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tiny, tmp_path, monkeypa
     torch.manual_seed(4)
     pixels = torch.randn(6, 3, 32, 32)
     whole = total_effects(tiny, pixels, progress=False)
-    H, calls, interrupt = tiny.cfg.n_heads, [], [True]
+    L, H = tiny.cfg.n_layers, tiny.cfg.n_heads
+    calls, interrupt = [], [True]
 
     def ablation_that_breaks(heads, reference):
         calls.append(heads)
@@ -79,15 +85,24 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tiny, tmp_path, monkeypa
             raise KeyboardInterrupt
         return mean(heads, reference=reference)
 
-    checkpoint = tmp_path / "effects.pt"
+    checkpoint = tmp_path / "effects"
     monkeypatch.setattr(effects_module, "mean", ablation_that_breaks)
     with pytest.raises(KeyboardInterrupt):
         total_effects(tiny, pixels, progress=False, checkpoint=checkpoint)
-    assert checkpoint.exists() and not list(tmp_path.glob("*.tmp"))
+    assert [p.name for p in checkpoint.iterdir()] == ["layer_000.pt"]
     calls.clear()
     interrupt[0] = False
-    resumed = total_effects(tiny, pixels, progress=False, checkpoint=checkpoint)
-    assert len(calls) == (tiny.cfg.n_layers - 1) * H  # the first layer was not measured again
-    torch.testing.assert_close(resumed.heads, whole.heads, atol=0, rtol=0)
-    with pytest.raises(ValueError, match="another model, image set"):
-        total_effects(tiny, pixels[:5], progress=False, checkpoint=checkpoint)
+    resumed = total_effects(tiny, pixels, progress=False, checkpoint=checkpoint, batch_size=4)
+    assert len(calls) == (L - 1) * H  # the first layer was not measured again; the batch size does not matter
+    torch.testing.assert_close(resumed.heads, whole.heads, atol=1e-6, rtol=0)
+    calls.clear()
+    again = total_effects(tiny, pixels, layers=[-1, 1], progress=False, checkpoint=checkpoint)
+    assert not calls and again.layers == [1, 2]  # every layer asked for is stored
+    torch.testing.assert_close(again.heads[:, 1:], whole.heads[:, 1:], atol=1e-6, rtol=0)
+    for changed in (dict(images=pixels[:5]), dict(images=pixels, reference=pixels[:3])):
+        with pytest.raises(ValueError, match="another model, image set or reference"):
+            total_effects(tiny, **changed, progress=False, checkpoint=checkpoint)
+    with torch.no_grad():
+        tiny.blocks[0].attn.W_O.mul_(1.5)
+    with pytest.raises(ValueError, match="another model"):
+        total_effects(tiny, pixels, progress=False, checkpoint=checkpoint)

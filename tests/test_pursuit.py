@@ -164,7 +164,7 @@ def test_editing_table_shape(tiny, pixels):
         editing_table(tiny, pixels, concepts, targets=["cats"])
     # centred edits scale each head's deviation from its mean over the reference (labels: the
     # unedited predictions, so that an edit can only lower the accuracy)
-    assert not table["centred"].any()
+    assert not table["centered"].any()
     classes = tiny.encode_text(["cat", "dog"])
     predicted = (tiny.encode_image(pixels) @ classes.T).argmax(1)
     centred = editing_table(tiny, pixels, {"animal": (predicted.tolist(), ["cat", "dog"])}, ks=(2,), n_random=1,
@@ -174,7 +174,7 @@ def test_editing_table_shape(tiny, pixels):
     by_hand = {ref is None: (tiny.with_interventions(scale(10.0, heads, reference=ref)).encode_image(pixels) @ classes.T)
                .argmax(1).eq(predicted).float().mean().item() for ref in (None, pixels)}
     assert by_hand[True] != by_hand[False]  # plain and centred differ here, so the check below can fail
-    assert centred["centred"].all() and row["median"] == pytest.approx(by_hand[False])
+    assert centred["centered"].all() and row["median"] == pytest.approx(by_hand[False])
     target = table[(table["concept"] == "animal") & (table["scope"] == "target")]
     assert list(pursuit_summary(target)["method"]) == ["pursuit", "random", "logit_lens"] * 2
     assert pursuit_table_style(target).shape == (2, 3)

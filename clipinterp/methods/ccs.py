@@ -570,23 +570,29 @@ EFFECTS = ("direct", "total")
 
 
 def ccs_table(model, images, bank, judge: Judge, layers: Union[int, Sequence[int], None] = LAST_FOUR,
-              k: int = 5, rank: int = 80, batch_size: int = 32, effect: str = "direct") -> pd.DataFrame:
+              k: int = 5, rank: int = 80, batch_size: int = 32, effect: Optional[str] = None) -> pd.DataFrame:
     """Model + images + text bank -> CCS per head: TextSpan's top-``k`` texts of every head of
     ``layers`` (default the last four, as in the paper; None for all), labelled and judged by
     ``judge`` (:func:`ccs_scores`; columns ``layer, head, label, texts, judgements, ccs, n_missing``).
 
     images: images or pixels ``[N, c, S, S]``, or a precomputed unprojected
-    :class:`~clipinterp.decompose.Decomposition` or :class:`~clipinterp.effects.TotalEffects`
-    (used as given). effect: what TextSpan describes when images are given: ``"direct"`` (the
-    paper: each head's direct contribution, TextSpan's convention, normalised by the embedding
-    norm) or ``"total"`` (each head's total effect, :func:`~clipinterp.effects.total_effects`: it
-    also sees heads that act through later layers, at one late forward pass per head).
+    :class:`~clipinterp.decompose.Decomposition` (direct) or
+    :class:`~clipinterp.effects.TotalEffects` (total). effect: what TextSpan describes:
+    ``"direct"`` (the default for images, as in the paper: each head's direct contribution,
+    TextSpan's convention, normalised by the embedding norm) or ``"total"`` (each head's total
+    effect, :func:`~clipinterp.effects.total_effects`: it also sees heads that act through later
+    layers, at one late forward pass per head); an effect that contradicts a precomputed
+    ``images`` raises ``ValueError``.
     bank: a :class:`~clipinterp.textbank.TextBank` (embedded with ``model`` if it has no
     embeddings) or a ``(texts, embeddings [M, d_embed])`` tuple.
     """
-    if effect not in EFFECTS:
+    if effect not in (None, *EFFECTS):
         raise ValueError(f"effect={effect!r}: expected one of {EFFECTS}")
-    if isinstance(images, (Decomposition, TotalEffects)):
+    given = "direct" if isinstance(images, Decomposition) else "total" if isinstance(images, TotalEffects) else None
+    if given and effect not in (None, given):
+        raise ValueError(f"effect={effect!r}, but a {type(images).__name__} holds {given} effects: pass images, or "
+                         f"effect={given!r}")
+    if given:
         source = images
     elif effect == "total":
         source = total_effects(model, images, layers, batch_size=batch_size, progress=False)

@@ -263,7 +263,7 @@ def _head_sets(table: pd.DataFrame, ks: Sequence[int], n_random: int, shape: tup
 
 def _summarise(runs: pd.DataFrame) -> pd.DataFrame:
     """Median, quartiles and count of ``accuracy`` per (concept, evaluated, k, method)."""
-    keys = ["concept", "evaluated", "scope", "k", "method", "alpha", "centred", "baseline"]
+    keys = ["concept", "evaluated", "scope", "k", "method", "alpha", "centered", "baseline"]
     grouped = runs.groupby(keys, sort=False)
     out = grouped["accuracy"].agg(median="median", q25=lambda a: a.quantile(0.25),
                                   q75=lambda a: a.quantile(0.75), n="count")
@@ -333,7 +333,7 @@ def editing_table(model, images: Any, concepts: Mapping[str, tuple[Sequence[int]
         for name in concepts:
             accuracy = accuracy_from_embeddings(embedded, classifiers[name], labels[name])
             rows[i].append({"concept": target, "evaluated": name, "scope": "target" if name == target else "other",
-                            "k": k, "method": method, "alpha": alpha, "centred": reference is not None,
+                            "k": k, "method": method, "alpha": alpha, "centered": reference is not None,
                             "baseline": baseline[name],
                             "heads": ",".join(map(head_name, heads)),
                             "accuracy": _normalised(accuracy, baseline[name]) if normalize else accuracy})

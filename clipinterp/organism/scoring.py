@@ -68,14 +68,19 @@ def rank_correlation(a: pd.Series, b: pd.Series) -> Optional[float]:
 def chance_agreement(scores: pd.DataFrame, specialised: dict[str, Sequence[str]]) -> float:
     """The label agreement expected if the same labels were shuffled among the scored heads: the
     mean, over the specialised heads, of the fraction of heads labelled with their attribute."""
-    share = scores["label"].value_counts(normalize=True)
+    share = scores["label"].value_counts(normalize=True, dropna=False)  # unlabelled heads count too
     attributes = [a for a, heads in specialised.items() for _ in heads]
     return round(sum(float(share.get(a, 0.0)) for a in attributes) / len(attributes), 3)
 
 
+def _by_head(scores: pd.DataFrame) -> pd.DataFrame:
+    """``scores`` indexed by head name ("L1.H3")."""
+    return scores.set_index(pd.Index([f"L{r.layer}.H{r.head}" for r in scores.itertuples()]))
+
+
 def _labelled_heads(scores: pd.DataFrame, truth: dict[str, str]) -> dict[str, dict[str, Any]]:
     """``{head: {"ground_truth", "ccs_label", "ccs", "texts"}}`` for the heads of ``truth`` (head -> attribute)."""
-    by_head = scores.assign(name=[f"L{r.layer}.H{r.head}" for r in scores.itertuples()]).set_index("name")
+    by_head = _by_head(scores)
     return {h: {"ground_truth": a, "ccs_label": by_head.loc[h, "label"], "ccs": int(by_head.loc[h, "ccs"]),
                 "texts": list(by_head.loc[h, "texts"])} for h, a in truth.items()}
 
@@ -99,7 +104,7 @@ def score_ccs(model: Any, truth: dict[str, Any], n: int = 300, n_heads: int = 4,
     means = frame.groupby(["task", "tier"])["accuracy"].mean()
     pruning = {a: {tier: round(float(acc), 3) for tier, acc in means[a].items()} for a in attributes}
     tiers = pd.DataFrame(pruning).T
-    labels = _labelled_heads(scores, {h: a for a, h in top_direct.items()})
+    label_of = _by_head(scores)["label"]
     return {
         "how": f"ccs_table on {n} validation images, every layer, the shapes bank, KeywordJudge.for_shapes(), "
                f"top-5 TextSpan texts per head; ccs_pruning of {n_heads} heads per tier, {seeds} seeds, "
@@ -108,7 +113,7 @@ def score_ccs(model: Any, truth: dict[str, Any], n: int = 300, n_heads: int = 4,
         "label_agreement_with_specialised_heads": ccs_agreement(scores, specialised) if specialised else None,
         "label_agreement_by_chance": chance_agreement(scores, specialised) if specialised else None,
         # TextSpan reads direct effects: the apples-to-apples truth is each attribute's top direct-share head
-        "top_direct_heads": {a: {"head": h, "ccs_label": labels[h]["ccs_label"]} for a, h in top_direct.items()},
+        "top_direct_heads": {a: {"head": h, "ccs_label": label_of[h]} for a, h in top_direct.items()},
         "label_agreement_with_top_direct_heads": ccs_agreement(scores, {a: [h] for a, h in top_direct.items()}),
         "labels": scores["label"].value_counts().to_dict(),
         "ccs_histogram": {int(k): int(v) for k, v in scores["ccs"].value_counts().sort_index().items()},
