@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from .heads import resolve_layers
 from .interventions import mean, mean_z
 from .late import LateRunner, batched_pixels
-from .streaming import _write_atomic
+from .streaming import write_atomic
 
 
 @dataclass
@@ -123,6 +123,6 @@ def total_effects(model, images: Any, layers: Union[int, Iterable[int], None] = 
         if checkpoint:
             buffer = io.BytesIO()
             torch.save({"effects": heads[:, layer].clone(), "key": key}, buffer)
-            _write_atomic(_layer_file(checkpoint, layer), buffer.getvalue())
+            write_atomic(_layer_file(checkpoint, layer), buffer.getvalue())
     bar.close()
     return TotalEffects(heads, layers)

@@ -248,7 +248,7 @@ def _shard_path(out_dir: Path, k: int) -> Path:
     return out_dir / f"shard_{k:05d}.safetensors"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     """Write to ``path.tmp``, flush to disk, then rename: ``path`` is never seen half-written."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
@@ -259,7 +259,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    _write_atomic(path, json.dumps(data, indent=1).encode())
+    write_atomic(path, json.dumps(data, indent=1).encode())
 
 
 def _own_files(out_dir: Path) -> list[Path]:
@@ -505,7 +505,7 @@ def _save_shard(out_dir: Path, k: int, bounds: tuple[int, int], parts: list[Deco
         if parts and getattr(parts[0], name) is not None:
             tensors[name] = torch.cat([getattr(p, name) for p in parts]).contiguous()
     info = {"shard": k, "start": bounds[0], "stop": bounds[1], "rows": len(indices), "rank": rank, "errors": errors}
-    _write_atomic(_shard_path(out_dir, k), save(tensors, metadata={"clipinterp": json.dumps(info)}))
+    write_atomic(_shard_path(out_dir, k), save(tensors, metadata={"clipinterp": json.dumps(info)}))
 
 
 # ----------------------------------------------------------------------------- the reader

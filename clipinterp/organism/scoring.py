@@ -30,6 +30,7 @@ from typing import Any, Optional, Sequence
 import pandas as pd
 
 from ..decompose import decompose
+from ..heads import head_name
 from ..methods.aat import GeneticSearch, GradientSearch, evaluate_heads
 from ..methods.ccs import KeywordJudge, ccs_agreement, ccs_pruning, ccs_table
 from ..methods.pursuit import RANKINGS, editing_table, head_pursuit
@@ -75,7 +76,8 @@ def chance_agreement(scores: pd.DataFrame, specialised: dict[str, Sequence[str]]
 
 def _by_head(scores: pd.DataFrame) -> pd.DataFrame:
     """``scores`` indexed by head name ("L1.H3")."""
-    return scores.set_index(pd.Index([f"L{r.layer}.H{r.head}" for r in scores.itertuples()]))
+    names = [head_name((layer, head)) for layer, head in zip(scores["layer"], scores["head"])]
+    return scores.set_index(pd.Index(names))
 
 
 def _labelled_heads(scores: pd.DataFrame, truth: dict[str, str]) -> dict[str, dict[str, Any]]:
