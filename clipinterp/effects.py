@@ -20,7 +20,8 @@ layer is cached, :class:`~clipinterp.late.LateRunner`), so ``n_heads * (n_layers
 forward passes over the images for all layers. With ``checkpoint=directory`` each finished layer
 is written there (atomically, one file per layer), and a rerun with the same model, images and
 reference loads the finished layers instead of measuring them again (whatever the batch size or
-the other layers asked for); files from another model, image set or reference are refused.
+the other layers asked for; when every layer asked for is stored the model does not run at all);
+files from another model, image set or reference are refused.
 """
 from __future__ import annotations
 
@@ -101,21 +102,23 @@ def total_effects(model, images: Any, layers: Union[int, Iterable[int], None] = 
     layers = resolve_layers(layers, n_layers)
     pixels = batched_pixels(model, images, batch_size)
     reference = pixels if reference is None else batched_pixels(model, reference, batch_size)
-    means = mean_z(model, reference, layers, batch_size)
-    runner = LateRunner(model, pixels.split(batch_size), layers[0], batch_size)
-    unedited = runner.embed()
-    heads = torch.full((len(pixels), n_layers, n_heads, unedited.shape[1]), float("nan"))
-    key = ""
+    heads = torch.full((len(pixels), n_layers, n_heads, model.cfg.d_embed), float("nan"))
+    key, missing = "", list(layers)
     if checkpoint is not None:
         checkpoint, key = Path(checkpoint), _fingerprint(model, pixels, reference)
         checkpoint.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=len(layers) * n_heads, desc="total effects", unit="head", disable=not progress)
-    for layer in layers:
-        stored = _load_layer(checkpoint, layer, key) if checkpoint else None
-        if stored is not None:
-            heads[:, layer] = stored
-            bar.update(n_heads)
-            continue
+        for layer in layers:
+            stored = _load_layer(checkpoint, layer, key)
+            if stored is not None:
+                heads[:, layer] = stored
+                missing.remove(layer)
+    bar = tqdm(total=len(layers) * n_heads, initial=(len(layers) - len(missing)) * n_heads, desc="total effects",
+               unit="head", disable=not progress)
+    if missing:  # the model runs only for the layers not stored
+        means = mean_z(model, reference, missing, batch_size)
+        runner = LateRunner(model, pixels.split(batch_size), missing[0], batch_size)
+        unedited = runner.embed()
+    for layer in missing:
         runner.advance(layer)
         for head in range(n_heads):
             heads[:, layer, head] = unedited - runner.embed([mean([(layer, head)], reference=means)])
