@@ -56,8 +56,9 @@ class TotalEffects:
         return self.heads.shape[0]
 
 
-def _bytes(tensor: Tensor) -> bytes:
-    return tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+def _raw(tensor: Tensor) -> Any:
+    """The tensor's bytes as a buffer (no copy for a contiguous CPU tensor)."""
+    return tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
 
 
 def _fingerprint(model, pixels: Tensor, reference: Tensor) -> str:
@@ -65,8 +66,10 @@ def _fingerprint(model, pixels: Tensor, reference: Tensor) -> str:
     reference's pixels (not the batch size or the device, which change only rounding)."""
     digest = hashlib.sha256()
     for name, tensor in model.state_dict().items():
-        digest.update(name.encode() + _bytes(tensor))
-    digest.update(_bytes(pixels) + b"|" + _bytes(reference))
+        digest.update(name.encode())
+        digest.update(_raw(tensor))
+    for part in (_raw(pixels), b"|", _raw(reference)):
+        digest.update(part)
     return digest.hexdigest()
 
 
