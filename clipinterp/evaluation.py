@@ -26,11 +26,20 @@ def image_embeddings(model, images, batch_size: int = 64) -> torch.Tensor:
     return model.encode_image(images, batch_size=batch_size)
 
 
+def check_labels(labels: torch.Tensor, n_classes: int) -> None:
+    """Raise unless every label indexes one of ``n_classes`` classes (0-based)."""
+    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"labels must index the {n_classes} classes (0 to {n_classes - 1}); found labels "
+                         f"from {int(labels.min())} to {int(labels.max())}")
+
+
 def accuracy_from_embeddings(image_emb: torch.Tensor, class_emb: torch.Tensor, labels: torch.Tensor) -> float:
-    """Top-1 accuracy of ``argmax(image_emb @ class_emb.T)`` against integer ``labels [N]``."""
+    """Top-1 accuracy of ``argmax(image_emb @ class_emb.T)`` against integer ``labels [N]``
+    (each in ``0..C-1`` for ``class_emb [C, d]``)."""
     labels = torch.as_tensor(labels, device=image_emb.device)
     if len(labels) != len(image_emb):
         raise ValueError(f"{len(image_emb)} images but {len(labels)} labels")
+    check_labels(labels, len(class_emb))
     return (image_emb @ class_emb.T.to(image_emb)).argmax(-1).eq(labels).float().mean().item()
 
 
@@ -39,8 +48,7 @@ def zero_shot_accuracy(model, images, labels: Sequence[int], class_names: Sequen
     """Zero-shot top-1 accuracy (class names x templates, text embeddings averaged and
     renormalised): one row with ``accuracy``, ``n_images``, ``n_classes`` and the interventions."""
     labels = torch.as_tensor(list(labels))
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(class_names)):
-        raise ValueError(f"labels must index the {len(class_names)} class names")
+    check_labels(labels, len(class_names))
     image = image_embeddings(model, images, batch_size)
     acc = accuracy_from_embeddings(image, model.class_embeddings(class_names, templates), labels)
     return pd.DataFrame([{"accuracy": acc, "n_images": len(image), "n_classes": len(class_names),

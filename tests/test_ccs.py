@@ -193,6 +193,10 @@ def test_embedding_judge_rejects_bad_encoders() -> None:
     ("Answer: Animals", "animals"),
     ("I think it is lighting!", "lighting"),
     ("Label: \"shape\"", "shape"),
+    ("Answer: The common characteristic is color", "color"),
+    ("The common characteristic is color. It is the most frequent theme.", "color"),  # a later sentence
+    ("Color. It's the shared property of all lines.", "color"),
+    ("The answer is color; it is obvious.", "color"),
     ("I cannot help with that request.", None),
     ("It is not clear.", None),
     ("maybe colours or shapes", None),
@@ -508,6 +512,37 @@ def test_ccs_pruning_head_count_and_errors(tiny) -> None:
         ccs_pruning(tiny, scores, pixels, labels, classes, n_heads=9)
     with pytest.raises(ValueError, match="class embeddings must be"):
         ccs_pruning(tiny, scores, pixels, labels, classes[:, :5])
+    with pytest.raises(ValueError, match=r"labels must index the 3 classes \(0 to 2\); found labels from 1 to 3"):
+        ccs_pruning(tiny, scores, pixels, labels + torch.tensor([1, 2, 3, 1, 2, 3]), classes, n_heads=1, seeds=1)
+
+
+def test_long_ccs_work_shows_progress(tiny, capsys) -> None:
+    pixels = torch.randn(6, 3, 32, 32)
+    classes = torch.nn.functional.normalize(torch.randn(3, tiny.cfg.d_embed), dim=-1)
+    ccs_pruning(tiny, _tiny_scores(), pixels, torch.zeros(6, dtype=torch.long), classes, n_heads=1, seeds=2)
+    err = capsys.readouterr().err
+    assert "pruned passes: 100%" in err and "7/7" in err  # the unpruned pass and 3 tiers x 2 seeds
+    ccs_pruning(tiny, _tiny_scores(), pixels, torch.zeros(6, dtype=torch.long), classes, n_heads=1, seeds=2,
+                progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_ccs_table_embeds_a_bank_from_another_model_again(tiny) -> None:
+    """A bank embedded with another model is re-embedded with this one, not used as it is."""
+    pixels = torch.randn(8, 3, 32, 32)
+    judge = KeywordJudge({"color": ["red", "blue"], "shape": ["circle", "square"]})
+    texts = ["red", "blue", "circle", "square", "a red circle", "big"]
+    fresh = ccs_table(tiny, pixels, TextBank.from_texts(texts).embed(tiny), judge, layers=[2], k=2, progress=False)
+    stale = TextBank.from_texts(texts)
+    stale.embeddings = torch.nn.functional.normalize(torch.randn(len(texts), tiny.cfg.d_embed), dim=-1)
+    stale.embedded_with = "another-clip"
+    again = ccs_table(tiny, pixels, stale, judge, layers=[2], k=2, progress=False)
+    assert stale.embedded_with == tiny.cfg.model_name
+    pd.testing.assert_frame_equal(again, fresh)
+    dec = decompose(tiny, pixels, normalize=True, progress=False)
+    stale.embedded_with = "another-clip"
+    with pytest.warns(UserWarning, match="embedded with 'another-clip' but the head outputs come from"):
+        textspan_heads(dec, stale, [2], n_texts=2)
 
 
 def test_ccs_agreement() -> None:

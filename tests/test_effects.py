@@ -42,7 +42,7 @@ def test_total_effects_of_some_layers_leave_the_rest_unmeasured(tiny) -> None:
     assert effects.heads[:, 0].isnan().all() and not effects.heads[:, 1:].isnan().any()
     bank = TextBank.from_texts(["red", "blue", "a circle", "a square", "left"]).embed(tiny)
     assert len(textspan_heads(effects, bank, layers=[1, 2], n_texts=2)) == 2 * tiny.cfg.n_heads * 2
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(ValueError, match=r"layers \[0\] were not measured .* pass layers=\[1, 2\]"):
         textspan_heads(effects, bank, layers=[0], n_texts=2)
     with pytest.raises(ValueError, match="out of range"):
         total_effects(tiny, pixels, layers=[3], progress=False)

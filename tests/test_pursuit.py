@@ -135,6 +135,13 @@ def test_random_control_sets():
         random_control_sets([(0, 0), (0, 1), (0, 2)], 1, 5)
 
 
+def test_editing_table_shows_progress(tiny, pixels, capsys):
+    editing_table(tiny, pixels, {"animal": ([0, 1, 1, 0], ["cat", "dog"])}, ks=(1,), n_random=2)
+    assert "edited passes: 100%" in capsys.readouterr().err  # pursuit, 2 random sets and the logit lens
+    editing_table(tiny, pixels, {"animal": ([0, 1, 1, 0], ["cat", "dog"])}, ks=(1,), n_random=2, progress=False)
+    assert capsys.readouterr().err == ""
+
+
 def test_editing_table_shape(tiny, pixels):
     from clipinterp.viz import pursuit_summary, pursuit_table_style
 

@@ -192,6 +192,8 @@ def test_completeness():
     assert from_bank == from_fitted == expected
     with pytest.raises(ValueError, match="expected"):
         textspan_completeness(dec, fitted, classes, labels, layers=[2])
+    with pytest.raises(ValueError, match="labels must index the 5 classes"):  # 1-based labels
+        textspan_completeness(dec, fitted, classes, labels + 1, layers)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, Union, 
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from ..decompose import Decomposition, decompose
 from ..effects import TotalEffects, total_effects
@@ -248,14 +249,16 @@ JUDGE_EXAMPLES: tuple[tuple[str, str, int], ...] = (
     ("counting", "four apples on a table", 1),
     ("geo-location", "a wooden chair", 0),
 )
-_MARKER = re.compile(
-    r"(?:\b(?:label|answer|characteristic|property|concept|category|theme)\s*(?:is|would be|:|=)"
-    r"|\bit\s+is|\bit's)\s*:?\s*(?:the |a |an )?[\"'“‘]?([A-Za-z][A-Za-z-]*)", re.IGNORECASE)
+_WORD = r"\s*:?\s*(?:the |a |an )?[\"'“‘]?([A-Za-z][A-Za-z-]*)"
+_MARKER = re.compile(r"\b(?:label|answer|characteristic|property|concept|category|theme)\s*(?:is|would be|:|=)" + _WORD,
+                     re.IGNORECASE)
+_IT_IS = re.compile(r"\b(?:it\s+is|it's)" + _WORD, re.IGNORECASE)
 _FINAL_IS = re.compile(r"\bis\s+(?:the |a |an )?[\"'“‘]?([A-Za-z][A-Za-z-]*)\W*$", re.IGNORECASE)
 _RATING_MARKER = re.compile(r"(?:rating|score|answer|rate|label)\s*(?:is|of|=|:)?\s*:?\s*([01])(?!\d|\.\d)",
                             re.IGNORECASE)
 _NOT_LABELS = {"not", "unclear", "unknown", "none", "that", "this", "hard", "difficult", "impossible",
                "sorry", "no"}
+_FILLERS = {"common", "shared", "most", "main", "same", "following", "one", "only", "obvious", "clear"}
 _LONE_BIT = re.compile(r"(?<![\d.])([01])(?!\d|\.\d)")
 
 
@@ -285,12 +288,15 @@ def parse_label(answer: str) -> Optional[str]:
     """The one-word label in an LLM answer, lower-cased ("Sure! The label is: **Color**." ->
     "color"), or None when the answer names none."""
     cleaned = re.sub(r"[*_`#]", "", answer).strip()
-    found = _MARKER.findall(cleaned) or _FINAL_IS.findall(cleaned)
-    if not found:
-        found = re.findall(r"[A-Za-z][A-Za-z-]*", cleaned)
-        if len(found) != 1:
-            return None
-    word = found[-1].strip("-").lower()
+    first_sentence = re.findall(r"[A-Za-z][A-Za-z-]*", re.split(r"[.!?;\n]", cleaned, maxsplit=1)[0])
+    candidates = (  # the most explicit form first; a sentence after the answer does not override it
+        [w for w in _MARKER.findall(cleaned) if w.lower() not in _FILLERS][-1:]
+        or (first_sentence if len(first_sentence) == 1 else [])
+        or [w for w in _IT_IS.findall(cleaned) if w.lower() not in _FILLERS][:1]
+        or _FINAL_IS.findall(cleaned))
+    if not candidates:
+        return None
+    word = candidates[0].strip("-").lower()
     return word if word and word not in _NOT_LABELS else None
 
 
@@ -570,7 +576,8 @@ EFFECTS = ("direct", "total")
 
 
 def ccs_table(model, images, bank, judge: Judge, layers: Union[int, Sequence[int], None] = LAST_FOUR,
-              k: int = 5, rank: int = 80, batch_size: int = 32, effect: Optional[str] = None) -> pd.DataFrame:
+              k: int = 5, rank: int = 80, batch_size: int = 32, effect: Optional[str] = None,
+              progress: bool = True, checkpoint: Union[str, Path, None] = None) -> pd.DataFrame:
     """Model + images + text bank -> CCS per head: TextSpan's top-``k`` texts of every head of
     ``layers`` (default the last four, as in the paper; None for all), labelled and judged by
     ``judge`` (:func:`ccs_scores`; columns ``layer, head, label, texts, judgements, ccs, n_missing``).
@@ -583,8 +590,10 @@ def ccs_table(model, images, bank, judge: Judge, layers: Union[int, Sequence[int
     effect, :func:`~clipinterp.effects.total_effects`: it also sees heads that act through later
     layers, at one late forward pass per head); an effect that contradicts a precomputed
     ``images`` raises ``ValueError``.
-    bank: a :class:`~clipinterp.textbank.TextBank` (embedded with ``model`` if it has no
-    embeddings) or a ``(texts, embeddings [M, d_embed])`` tuple.
+    bank: a :class:`~clipinterp.textbank.TextBank` (embedded with ``model`` unless it already is)
+    or a ``(texts, embeddings [M, d_embed])`` tuple. progress: a bar while the effects are
+    computed; checkpoint: with ``effect="total"``, a directory where each measured layer is saved
+    and found again by a rerun (see :func:`~clipinterp.effects.total_effects`).
     """
     if effect not in (None, *EFFECTS):
         raise ValueError(f"effect={effect!r}: expected one of {EFFECTS}")
@@ -595,11 +604,11 @@ def ccs_table(model, images, bank, judge: Judge, layers: Union[int, Sequence[int
     if given:
         source = images
     elif effect == "total":
-        source = total_effects(model, images, layers, batch_size=batch_size, progress=False)
+        source = total_effects(model, images, layers, batch_size=batch_size, progress=progress, checkpoint=checkpoint)
     else:
-        source = decompose(model, images, normalize=True, batch_size=batch_size, progress=False)
-    if not isinstance(bank, tuple) and bank.embeddings is None:
-        bank = bank.embed(model)
+        source = decompose(model, images, normalize=True, batch_size=batch_size, progress=progress)
+    if not isinstance(bank, tuple):
+        bank = bank.embed(model)  # free when already embedded with this model
     return ccs_scores(textspan_heads(source, bank, layers, n_texts=k, rank=rank), judge, k)
 
 
@@ -630,7 +639,7 @@ def ccs_pruning(model, scores: pd.DataFrame, images, labels: Union[Sequence[int]
                 classes: Union[torch.Tensor, Sequence[str], Mapping[str, Any]], n_heads: Optional[int] = None,
                 seeds: Union[int, Sequence[int]] = 5, layers: Optional[Sequence[int]] = None,
                 templates: Sequence[str] = DEFAULT_TEMPLATES, high: int = 5, low: int = 1,
-                batch_size: int = 64) -> pd.DataFrame:
+                batch_size: int = 64, progress: bool = True) -> pd.DataFrame:
     """Zero-shot accuracy after soft-pruning high-CCS, low-CCS and random heads (the paper's test).
 
     Heads are pruned with :func:`clipinterp.interventions.prune` (query rows and out-projection
@@ -665,6 +674,7 @@ def ccs_pruning(model, scores: pd.DataFrame, images, labels: Union[Sequence[int]
     pixels = images if isinstance(images, torch.Tensor) and images.is_floating_point() else model.to_pixels(images)
     tasks = _pruning_tasks(model, labels, classes, templates)
     accuracies: dict[tuple[Head, ...], dict[Optional[str], float]] = {}
+    bar = tqdm(total=1 + 3 * len(seeds), desc="pruned passes", unit="set", disable=not progress)
 
     def rows_for(tier: str, seed: Any, heads: list[Head]) -> list[dict[str, Any]]:
         key = tuple(heads)
@@ -673,6 +683,7 @@ def ccs_pruning(model, scores: pd.DataFrame, images, labels: Union[Sequence[int]
             emb = edited.encode_image(pixels, batch_size=batch_size)
             accuracies[key] = {task: accuracy_from_embeddings(emb, class_emb, task_labels)
                                for task, (task_labels, class_emb) in tasks.items()}
+        bar.update()  # a head set drawn twice is counted without a second pass
         return [{"tier": tier, "task": task, "seed": seed, "n_heads": len(heads),
                  "heads": [head_name(h) for h in heads], "accuracy": acc} for task, acc in accuracies[key].items()]
 
@@ -683,6 +694,7 @@ def ccs_pruning(model, scores: pd.DataFrame, images, labels: Union[Sequence[int]
                  "low CCS": _ranked(scored, n_heads, rng, highest=False),
                  "random": sorted(pool[i] for i in rng.choice(len(pool), n_heads, replace=False))}
         rows += [row for tier, heads in drawn.items() for row in rows_for(tier, seed, heads)]
+    bar.close()
     columns = ["tier", "task", "seed", "n_heads", "heads", "accuracy"]
     if None in tasks:
         columns.remove("task")

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from ..decompose import Decomposition, decompose
 from ..evaluation import accuracy_from_embeddings
@@ -156,14 +157,14 @@ def describe_head(source: Source, head: Union[HeadLike, Iterable[HeadLike]], ban
     """Describe heads by SOMP over a whole text bank (the ResiDual variant of Head Pursuit).
 
     ``source``: an unprojected Decomposition, or a model with ``images``. ``bank``: a
-    :class:`~clipinterp.textbank.TextBank` (embedded here with the model when it has no
-    embeddings) or ``(texts, embeddings [M, d])``. Returns ``n_atoms`` rows per head in pick order:
+    :class:`~clipinterp.textbank.TextBank` (embedded here with the model unless it already is;
+    with a Decomposition, a bank embedded with another model is warned about) or ``(texts, embeddings [M, d])``. Returns ``n_atoms`` rows per head in pick order:
     ``layer, head, name, rank, text, text_index, weight`` (root mean square of the atom's
     least-squares coefficient over images) and ``explained_variance`` (cumulative).
     """
-    if isinstance(bank, TextBank) and bank.embeddings is None and not isinstance(source, Decomposition):
-        bank.embed(source)
-    texts, embeddings = _unpack_bank(bank)
+    if isinstance(bank, TextBank) and not isinstance(source, Decomposition):
+        bank.embed(source)  # free when already embedded with this model
+    texts, embeddings = _unpack_bank(bank, source.model_name if isinstance(source, Decomposition) else "")
     outputs = _head_outputs(source, images, convention, batch_size)
     pairs = parse_heads(head, outputs.shape[1], outputs.shape[2])
     if not pairs:
@@ -275,7 +276,7 @@ def editing_table(model, images: Any, concepts: Mapping[str, tuple[Sequence[int]
                   ks: Sequence[int] = (1, 2, 4, 8), alpha: float = -1.0, n_random: int = 10, seed: int = 0,
                   n_atoms: Optional[int] = None, normalize: bool = False, rank_by: str = "score",
                   batch_size: int = 64, targets: Optional[Sequence[str]] = None,
-                  reference: Any = None) -> pd.DataFrame:
+                  reference: Any = None, progress: bool = True) -> pd.DataFrame:
     """Edit the top-k Head Pursuit heads of each concept and measure zero-shot accuracy everywhere.
 
     ``concepts``: ``{name: (labels [N], class prompts [C])}``; the prompts are both the
@@ -289,7 +290,7 @@ def editing_table(model, images: Any, concepts: Mapping[str, tuple[Sequence[int]
     others are targets. With ``reference`` (images or pixels) every edit is centred: only the
     heads' deviation from their mean over the reference is scaled (``scale(alpha, heads,
     reference=...)``; alpha -1 then reflects each output about the mean instead of negating the
-    mean output too).
+    mean output too). progress: a bar over the edited forward passes (one per head set).
 
     Returns the tidy table of the paper: one row per ``(concept, evaluated, k, method)`` with
     ``scope`` ("target" where ``evaluated == concept``, else "other"), ``median, q25, q75, n`` of
@@ -325,7 +326,8 @@ def editing_table(model, images: Any, concepts: Mapping[str, tuple[Sequence[int]
     unedited = runner.embed()
     baseline = {name: accuracy_from_embeddings(unedited, classifiers[name], labels[name]) for name in concepts}
     rows: dict[int, list[dict[str, Any]]] = {}
-    for i in sorted(range(len(runs)), key=first.__getitem__):  # by earliest edited layer: the cache only advances
+    order = sorted(range(len(runs)), key=first.__getitem__)  # by earliest edited layer: the cache only advances
+    for i in tqdm(order, desc="edited passes", unit="set", disable=not progress):
         target, k, method, heads = runs[i]
         runner.advance(first[i])
         embedded = runner.embed([scale(alpha, list(heads), reference=means)])

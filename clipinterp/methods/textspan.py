@@ -20,6 +20,7 @@ deflated text is orthogonal to every direction removed before, on which the defl
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
@@ -27,6 +28,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from ..evaluation import check_labels
 from ..heads import resolve_layers
 
 __all__ = ["TextSpan", "textspan_heads", "textspan_completeness"]
@@ -48,8 +50,16 @@ def _all_finite(x: Tensor) -> bool:
     return bool(torch.isfinite(x.sum(dtype=torch.float64)))
 
 
-def _unpack_bank(bank: Bank) -> tuple[list[str], Tensor]:
-    """``(texts, embeddings [M, d])`` from a text bank object or a ``(texts, embeddings)`` tuple."""
+def _unpack_bank(bank: Bank, model_name: str = "") -> tuple[list[str], Tensor]:
+    """``(texts, embeddings [M, d])`` from a text bank object or a ``(texts, embeddings)`` tuple.
+
+    Warns when the bank says it was embedded with another model than ``model_name`` (the model the
+    head outputs come from), since its embeddings then live in another text space."""
+    embedded_with = getattr(bank, "embedded_with", None)
+    if model_name and embedded_with and embedded_with != model_name:
+        warnings.warn(f"the text bank was embedded with {embedded_with!r} but the head outputs come from "
+                      f"{model_name!r}: call bank.embed(model) with that model (or pass its model_id if the "
+                      "two names denote the same weights)", stacklevel=3)
     if isinstance(bank, tuple):
         if len(bank) != 2:
             raise ValueError(f"a text bank tuple must be (texts, embeddings), got {len(bank)} items")
@@ -65,6 +75,17 @@ def _unpack_bank(bank: Bank) -> tuple[list[str], Tensor]:
     if len(texts) != embeddings.shape[0]:
         raise ValueError(f"the text bank has {len(texts)} texts but {embeddings.shape[0]} embeddings")
     return texts, embeddings
+
+
+def _check_measured(source: Any, layers: Sequence[int]) -> None:
+    """Refuse layers that a :class:`~clipinterp.effects.TotalEffects` did not measure (their rows are NaN)."""
+    measured = getattr(source, "layers", None)
+    if measured is None or not isinstance(measured, (list, tuple)):
+        return
+    missing = [layer for layer in layers if layer not in measured]
+    if missing:
+        raise ValueError(f"layers {missing} were not measured (the total effects hold layers {list(measured)}): "
+                         f"pass layers={list(measured)} or measure them with total_effects(..., layers=...)")
 
 
 def _head_batches(heads: Tensor, pairs: list[tuple[int, int]], batch: int):
@@ -228,9 +249,10 @@ def textspan_heads(decomposition: Any, bank: Bank, layers: Union[int, Sequence[i
     variance_explained`` (rank ``0..n_texts-1``; variance explained cumulative, as in
     :class:`TextSpan`).
     """
-    texts, embeddings = _unpack_bank(bank)
+    texts, embeddings = _unpack_bank(bank, getattr(decomposition, "model_name", ""))
     heads = decomposition.heads
     _, n_layers, n_heads, d = heads.shape
+    _check_measured(decomposition, resolve_layers(layers, n_layers))
     if d != embeddings.shape[1]:
         raise ValueError(f"head outputs have d_embed={d} but text embeddings have d_embed={embeddings.shape[1]}")
     pairs = [(layer, head) for layer in resolve_layers(layers, n_layers) for head in range(n_heads)]
@@ -307,5 +329,6 @@ def textspan_completeness(decomposition: Any, spans: Union[TextSpan, Bank], clas
         raise ValueError(f"class_embeddings must be [C, {d}], got shape {tuple(class_embeddings.shape)}")
     if labels.shape != (N,):
         raise ValueError(f"labels must be [{N}], got shape {tuple(labels.shape)}")
+    check_labels(labels, len(class_embeddings))
     predicted = (torch.nn.functional.normalize(total, dim=-1) @ class_embeddings.T).argmax(dim=-1)
     return (predicted == labels).double().mean().item()
