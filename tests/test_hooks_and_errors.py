@@ -22,6 +22,22 @@ def test_every_hook_edit_changes_the_output(tiny, pixels):
         assert not torch.allclose(out, base, atol=1e-6), f"editing {name} did not change the output"
 
 
+def test_hooked_layer_norm_is_safe_in_half_precision(tiny_folder, pixels):
+    """The explicit LayerNorm (taken when its hooks are used) keeps its statistics in float32: in
+    fp16 a residual coordinate of 300 squared would overflow; the result matches the fused path."""
+    half = clipinterp.load(tiny_folder, dtype=torch.float16)
+
+    def outlier(x, hook):
+        return x + torch.nn.functional.one_hot(torch.tensor(7), x.shape[-1]).to(x) * 300
+
+    store = {}
+    fused = half.run_with_hooks(pixels, fwd_hooks=[("blocks.0.hook_resid_pre", outlier)]).float()
+    hooked = half.run_with_hooks(pixels, fwd_hooks=[("blocks.0.hook_resid_pre", outlier),
+                                                    ("blocks.0.ln1.hook_scale", lambda x, hook: store.setdefault("s", x))])
+    assert store["s"].dtype == torch.float16 and torch.isfinite(store["s"]).all()
+    torch.testing.assert_close(hooked.float(), fused, atol=2e-3, rtol=0)  # fp16 rounding of a unit-norm embedding
+
+
 def test_hook_result_costs_nothing_unless_hooked(tiny, pixels):
     calls = []
     point = tiny.blocks[0].attn.hook_result
@@ -89,6 +105,23 @@ def test_offline_without_cache_fails_fast(monkeypatch, tmp_path):
     with pytest.raises(clipinterp.OfflineError):
         clipinterp.load("hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K")
     assert time.monotonic() - start < 10
+
+
+def test_cached_snapshot_without_weights_is_not_taken_for_the_model(monkeypatch, tmp_path):
+    """A snapshot holding only the processor's files (left by CLIPProcessor.from_pretrained) is
+    not a cached model: offline, loading says so instead of failing on missing weights."""
+    from huggingface_hub import constants
+
+    repo = tmp_path / "models--openai--clip-vit-base-patch16"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    (repo / "snapshots" / "abc123" / "config.json").write_text("{}")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(clipinterp.OfflineError, match="not in the Hugging Face cache"):
+        clipinterp.load("openai/clip-vit-base-patch16")
 
 
 def test_pixel_input_errors(tiny):

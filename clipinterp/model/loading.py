@@ -11,7 +11,7 @@ import json
 import os
 import socket
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 from urllib.parse import urlparse
 
 import torch
@@ -57,13 +57,17 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def fetch_from_hub(repo_id: str, patterns: list[str]) -> Path:
+def fetch_from_hub(repo_id: str, patterns: list[str], weights: Sequence[str] = ()) -> Path:
     """Local snapshot folder of ``repo_id`` with the files matching ``patterns``: from the cache if
-    there, else downloaded; offline and not cached fails in seconds with what to do."""
+    there, else downloaded; offline and not cached fails in seconds with what to do. A cached
+    snapshot without any of the file names ``weights`` (one left by a processor or tokenizer
+    download, say) counts as not cached."""
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True))
+        folder = Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True))
+        if not weights or any((folder / name).exists() for name in weights):
+            return folder
     except Exception:  # not (fully) cached
         pass
     if _hub_offline() or not _hub_reachable():
@@ -397,18 +401,21 @@ def load(name_or_path: Union[str, Path], device: Optional[Union[str, torch.devic
                                     "open_clip files (open_clip_config.json + weights)")
     elif name.startswith("hf-hub:"):
         repo = name.removeprefix("hf-hub:")
-        folder = fetch_from_hub(repo, ["open_clip_config.json", *OPEN_CLIP_WEIGHTS[:1], *TOKENIZER_FILES])
+        folder = fetch_from_hub(repo, ["open_clip_config.json", *OPEN_CLIP_WEIGHTS[:1], *TOKENIZER_FILES],
+                                OPEN_CLIP_WEIGHTS)
         if not (folder / OPEN_CLIP_WEIGHTS[0]).exists():
-            folder = fetch_from_hub(repo, ["open_clip_config.json", OPEN_CLIP_WEIGHTS[1], *TOKENIZER_FILES])
+            folder = fetch_from_hub(repo, ["open_clip_config.json", OPEN_CLIP_WEIGHTS[1], *TOKENIZER_FILES],
+                                    OPEN_CLIP_WEIGHTS[1:])
         pair = _open_clip_files(folder)
         if pair is None:
             raise FileNotFoundError(f"{repo} has no open_clip_config.json + open_clip weights")
         model = _load_open_clip(*pair, str(name_or_path), act_fn, tokenizer)
     elif name.count("/") == 1 and not name.startswith((".", "/", "~")):
         folder = fetch_from_hub(name, ["config.json", "*.safetensors", "*.safetensors.index.json",
-                                       "preprocessor_config.json", *TOKENIZER_FILES])
+                                       "preprocessor_config.json", *TOKENIZER_FILES], HF_WEIGHTS)
         if not any((folder / w).exists() for w in HF_WEIGHTS):
-            folder = fetch_from_hub(name, ["config.json", "pytorch_model.bin*", "preprocessor_config.json", *TOKENIZER_FILES])
+            folder = fetch_from_hub(name, ["config.json", "pytorch_model.bin*", "preprocessor_config.json", *TOKENIZER_FILES],
+                                    HF_WEIGHTS[2:])
         model = _load_hf_folder(folder, name, act_fn, tokenizer)
     else:
         raise unknown_name("model", str(name_or_path), list(MODELS) + list(ALIASES),
