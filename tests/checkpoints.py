@@ -134,6 +134,7 @@ class ReferenceOpenCLIPVision(nn.Module):
     def __init__(self, sd: dict[str, torch.Tensor], vision_cfg: dict, quick_gelu: bool):
         super().__init__()
         self.sd, self.cfg = sd, vision_cfg
+        self.eps = (vision_cfg.get("norm_kwargs") or {}).get("eps", 1e-5)
         w = vision_cfg["width"]
         self.heads = w // vision_cfg["head_width"]
         self.act = (lambda x: x * torch.sigmoid(1.702 * x)) if quick_gelu else nn.GELU()
@@ -146,7 +147,7 @@ class ReferenceOpenCLIPVision(nn.Module):
             self.attns.append(mha.eval())
 
     def ln(self, x, name):
-        return nn.functional.layer_norm(x, x.shape[-1:], self.sd[name + ".weight"], self.sd[name + ".bias"], 1e-5)
+        return nn.functional.layer_norm(x, x.shape[-1:], self.sd[name + ".weight"], self.sd[name + ".bias"], self.eps)
 
     @torch.no_grad()
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -168,10 +168,35 @@ def test_open_clip_weights_file_and_real_width(tmp_path):
     assert rel_err(model.encode_image(pixels, normalize=False), ref_emb) < RTOL
 
 
-@pytest.mark.parametrize("feature", ["attentional_pool", "no_ln_pre", "timm_model_name"])
-def test_open_clip_unsupported_features_are_refused(tmp_path, feature):
+def test_open_clip_layer_norm_eps_is_honoured(tmp_path):
+    """``norm_kwargs.eps`` reaches every LayerNorm (a large eps, so that ignoring it shows)."""
+    vision_cfg = open_clip_vision_cfg(width=64, layers=2, head_width=32, patch=16, image_size=32)
+    vision_cfg["norm_kwargs"] = {"eps": 0.5}
+    sd = write_open_clip(tmp_path / "oc", vision_cfg, embed_dim=32)
+    model = clipinterp.load(tmp_path / "oc")
+    pixels = torch.randn(2, 3, 32, 32)
+    ref_emb, _ = ReferenceOpenCLIPVision(sd, vision_cfg, False)(pixels)
+    assert rel_err(model.encode_image(pixels, normalize=False), ref_emb) < RTOL
+    default_eps, _ = ReferenceOpenCLIPVision(sd, {**vision_cfg, "norm_kwargs": None}, False)(pixels)
+    assert rel_err(default_eps, ref_emb) > 100 * RTOL  # the check above would see a dropped eps
+
+
+@pytest.mark.parametrize("feature, value", [("attentional_pool", True), ("no_ln_pre", True),
+                                            ("timm_model_name", "vit_base"), ("qk_norm", True),
+                                            ("global_average_pool", True), ("scale_attn", True),
+                                            ("act_kwargs", {"approximate": "tanh"}), ("block_type", "custom"),
+                                            ("norm_kwargs", {"elementwise_affine": False})])
+def test_open_clip_unsupported_features_are_refused(tmp_path, feature, value):
     vision_cfg = open_clip_vision_cfg(width=64, layers=1, head_width=32, patch=16, image_size=32)
-    vision_cfg[feature] = "vit_base" if feature == "timm_model_name" else True
+    vision_cfg[feature] = value
     write_open_clip(tmp_path / "oc", vision_cfg, embed_dim=32)
     with pytest.raises(ValueError, match=feature):
+        clipinterp.load(tmp_path / "oc")
+
+
+def test_open_clip_unknown_settings_are_warned_about(tmp_path):
+    vision_cfg = open_clip_vision_cfg(width=64, layers=1, head_width=32, patch=16, image_size=32)
+    vision_cfg["rope"] = True
+    write_open_clip(tmp_path / "oc", vision_cfg, embed_dim=32)
+    with pytest.warns(UserWarning, match=r"keys \['rope'\] are not known"):
         clipinterp.load(tmp_path / "oc")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence, Union
 from urllib.parse import urlparse
@@ -249,7 +250,30 @@ UNSUPPORTED_OPEN_CLIP = {
     "attn_pooler_queries": "an attentional pooler",
     "no_ln_pre": "no ln_pre",
     "input_patchnorm": "patch-input LayerNorm",
+    "global_average_pool": "average pooling over patches",
+    "qk_norm": "query/key normalisation",
+    "scaled_cosine_attn": "scaled cosine attention",
+    "scale_heads": "per-head scaling",
+    "scale_attn_inner": "an extra LayerNorm inside attention",
+    "scale_attn": "an extra LayerNorm after attention",
+    "scale_fc": "an extra LayerNorm inside the MLP",
 }
+# vision_cfg keys that are read below or change nothing at inference (the timm_* and pooler
+# settings only matter with timm_model_name / attentional_pool, which are refused)
+KNOWN_OPEN_CLIP = {"layers", "width", "head_width", "mlp_ratio", "patch_size", "image_size", "ls_init_value",
+                   "patch_dropout", "output_tokens", "pool_type", "pos_embed_type", "final_ln_after_pool",
+                   "class_token", "no_class_token", "norm_kwargs", "act_kwargs", "block_type", "attn_pooler_heads",
+                   "timm_pool", "timm_proj", "timm_proj_bias", "timm_drop", "timm_drop_path",
+                   "timm_model_pretrained", *UNSUPPORTED_OPEN_CLIP}
+
+
+def _open_clip_eps(section: dict, name: str) -> float:
+    """LayerNorm eps from an open_clip ``norm_kwargs`` (only ``eps`` can be honoured)."""
+    norm = section.get("norm_kwargs") or {}
+    other = sorted(set(norm) - {"eps"})
+    if other:
+        raise ValueError(f"{name}: open_clip norm_kwargs {other} are not supported (only eps)")
+    return float(norm.get("eps", 1e-5))
 
 
 def open_clip_config(raw: dict, name: str, act_fn: Optional[str]) -> HookedCLIPConfig:
@@ -266,6 +290,14 @@ def open_clip_config(raw: dict, name: str, act_fn: Optional[str]) -> HookedCLIPC
         raise ValueError(f"{name}: pos_embed_type={vision['pos_embed_type']!r} is not supported")
     if vision.get("class_token", True) is False or vision.get("no_class_token"):
         raise ValueError(f"{name}: towers without a CLS token are not supported")
+    if vision.get("act_kwargs"):
+        raise ValueError(f"{name}: open_clip act_kwargs {vision['act_kwargs']} are not supported")
+    if vision.get("block_type") not in (None, "default"):
+        raise ValueError(f"{name}: open_clip block_type={vision['block_type']!r} is not supported")
+    unknown = sorted(set(vision) - KNOWN_OPEN_CLIP)
+    if unknown:
+        warnings.warn(f"{name}: open_clip vision_cfg keys {unknown} are not known to clipinterp and are ignored; "
+                      "check the model against open_clip before trusting it", stacklevel=3)
     width = vision.get("width", 768)
     head_width = vision.get("head_width", 64)
     if width % head_width:
@@ -282,7 +314,7 @@ def open_clip_config(raw: dict, name: str, act_fn: Optional[str]) -> HookedCLIPC
         n_layers=vision["layers"], n_heads=width // head_width, d_model=width,
         d_mlp=int(width * vision.get("mlp_ratio", 4.0)), d_embed=model_cfg["embed_dim"], image_size=size,
         patch_size=patch, act_fn=act_fn or ("quick_gelu" if model_cfg.get("quick_gelu") else "gelu"),
-        model_name=name, source="open_clip", image_mean=tuple(pre.get("mean", OPENAI_MEAN)),
+        eps=_open_clip_eps(vision, name), model_name=name, source="open_clip", image_mean=tuple(pre.get("mean", OPENAI_MEAN)),
         image_std=tuple(pre.get("std", OPENAI_STD)))
 
 
@@ -300,7 +332,8 @@ def open_clip_text_tower(sd: dict[str, torch.Tensor], raw: dict, act: str, token
         vocab_size=sd["token_embedding.weight"].shape[0], hidden_size=width,
         intermediate_size=int(width * text_cfg.get("mlp_ratio", 4.0)), num_hidden_layers=layers,
         num_attention_heads=text_cfg.get("heads", width // 64), max_position_embeddings=sd["positional_embedding"].shape[0],
-        hidden_act=act, projection_dim=model_cfg["embed_dim"], eos_token_id=2)
+        hidden_act=act, projection_dim=model_cfg["embed_dim"], eos_token_id=2,
+        layer_norm_eps=_open_clip_eps(text_cfg, name))
     state = {"text_model.embeddings.token_embedding.weight": sd["token_embedding.weight"],
              "text_model.embeddings.position_embedding.weight": sd["positional_embedding"],
              "text_model.final_layer_norm.weight": sd["ln_final.weight"],
