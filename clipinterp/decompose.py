@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 import torch
 from tqdm.auto import tqdm
@@ -94,8 +94,13 @@ class Decomposition:
                     embed: bool = False, reference: Optional["Decomposition"] = None) -> "Decomposition":
         """Replace parts by their mean over ``reference``'s images (default: these images): a
         post-hoc direct-effect ablation. ``heads``: heads by name; ``layers``: whole attention
-        layers; ``mlps``: MLP layers, or True for all; ``embed``: the embedding term."""
+        layers; ``mlps``: MLP layers, or True for all; ``embed``: the embedding term. ``reference``
+        must come from the same model with the same settings (convention, normalisation, projection)."""
         reference = reference or self
+        mine, theirs = self._settings(), reference._settings()
+        if mine != theirs:
+            raise ValueError(f"the reference decomposition does not match this one: {theirs} against {mine}; "
+                             "decompose the reference images with the same model and settings")
         L, H = self.n_layers, self.n_heads
         chosen = set(parse_heads(heads, L, H))
         for layer in layers or []:
@@ -113,6 +118,11 @@ class Decomposition:
         if embed:
             out.embed[:] = reference.embed.mean(0)
         return out
+
+    def _settings(self) -> dict[str, Any]:
+        """What must agree for two decompositions' parts to be interchangeable."""
+        return {"model": self.model_name, "convention": self.convention, "normalized": self.normalized,
+                "parts": tuple(self.heads.shape[1:])}
 
     def to(self, device: Union[str, torch.device]) -> "Decomposition":
         return replace(self, **{n: getattr(self, n).to(device) for n in _TENSORS if getattr(self, n) is not None})

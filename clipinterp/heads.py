@@ -1,6 +1,7 @@
 """Naming heads: ``(layer, head)`` pairs or ``"L10.H3"`` strings, everywhere in the package."""
 from __future__ import annotations
 
+import numbers
 import re
 from typing import Iterable, Union
 
@@ -36,11 +37,18 @@ def parse_head(head: HeadLike, n_layers: int | None = None, n_heads: int | None 
 def parse_heads(heads: HeadLike | Iterable[HeadLike] | None, n_layers: int | None = None,
                 n_heads: int | None = None) -> list[tuple[int, int]]:
     """Many heads (a single head, a list of heads, or None for none), sorted and de-duplicated."""
+    return sorted(set(listed_heads(heads, n_layers, n_heads)))
+
+
+def listed_heads(heads: HeadLike | Iterable[HeadLike] | None, n_layers: int | None = None,
+                 n_heads: int | None = None) -> list[tuple[int, int]]:
+    """Like :func:`parse_heads`, but in the order given, repeats kept. A pair of integers (NumPy's
+    included) is one head."""
     if heads is None:
         return []
-    if isinstance(heads, str) or (isinstance(heads, tuple) and len(heads) == 2 and all(isinstance(v, int) for v in heads)):
-        heads = [heads]
-    return sorted({parse_head(h, n_layers, n_heads) for h in heads})
+    single = isinstance(heads, str) or (isinstance(heads, tuple) and len(heads) == 2
+                                        and all(isinstance(v, numbers.Integral) for v in heads))
+    return [parse_head(h, n_layers, n_heads) for h in ([heads] if single else heads)]
 
 
 def resolve_layers(layers: int | Iterable[int] | None, n_layers: int) -> list[int]:

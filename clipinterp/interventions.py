@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Union
 
 import torch
 
-from .heads import HeadLike, head_name, parse_heads
+from .heads import HeadLike, head_name, listed_heads, parse_heads
 
 Heads = Union[HeadLike, Iterable[HeadLike]]
 HookList = list[tuple[str, Callable]]
@@ -168,10 +168,11 @@ class AttnScale(Intervention):
     def hooks(self, model) -> HookList:
         heads = parse_heads(self.heads, model.cfg.n_layers, model.cfg.n_heads)
         factors = self.factor if isinstance(self.factor, (list, tuple)) else [self.factor] * len(heads)
-        given = [parse_heads(h)[0] for h in ([self.heads] if isinstance(self.heads, str) else self.heads)] \
-            if isinstance(self.factor, (list, tuple)) else heads
+        given = listed_heads(self.heads) if isinstance(self.factor, (list, tuple)) else heads
         if len(factors) != len(given):
             raise ValueError(f"attn_scale: {len(factors)} factors for {len(given)} heads")
+        if len(set(given)) != len(given):
+            raise ValueError(f"attn_scale: a head is listed twice in {[head_name(h) for h in given]}")
         if any(not 0.0 <= f <= 1.0 for f in factors):
             raise ValueError(f"attn_scale factors must lie in [0, 1], got {factors}")
         table = dict(zip(given, factors))
@@ -310,10 +311,16 @@ class InterventionModel:
         attr = getattr(self.model, name)
         if name in self._WRAPPED:
             def wrapped(*args, **kwargs):
+                if self._context is not None:  # inside its own ``with`` the edits are on the model already
+                    return attr(*args, **kwargs)
                 with self.model.hooks(fwd_hooks=self.fwd_hooks):
                     return attr(*args, **kwargs)
             return wrapped
         return attr
+
+    def with_interventions(self, *interventions: Intervention) -> "InterventionModel":
+        """These edits followed by ``interventions``, on the same model."""
+        return InterventionModel(self.model, [*self.interventions, *interventions])
 
     def __call__(self, *args, **kwargs):
         return self.__getattr__("__call__")(*args, **kwargs)

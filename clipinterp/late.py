@@ -41,6 +41,13 @@ def batched_pixels(model, images: Any, batch_size: int = 64) -> Tensor:
     return torch.cat([model.to_pixels(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
 
 
+def _hook_layer(name: str) -> float:
+    """The layer a hook point sits in: its block's index, -1 before the blocks, inf after them."""
+    if name.startswith("blocks."):
+        return int(name.split(".")[1])
+    return float("inf") if name.startswith(("ln_final.", "hook_image_embed")) else -1
+
+
 class LateRunner:
     """Image embeddings under edits of layers ``>= start``. ``chunks``: pixel batches
     ``[b, c, S, S]`` (their residuals entering ``start`` are cached, ``resid [N, p, d_model]``)."""
@@ -77,9 +84,14 @@ class LateRunner:
 
     @torch.no_grad()
     def embed(self, interventions: Iterable[Intervention] = ()) -> Tensor:
-        """Unit image embeddings ``[N, d_embed]`` (float32) under ``interventions`` (layers >= start)."""
+        """Unit image embeddings ``[N, d_embed]`` (float32) under ``interventions`` (layers >= start;
+        an edit of an earlier layer, which the cached residual has already passed, raises)."""
         model = self.model
         hooks = [hook for intervention in interventions for hook in intervention.hooks(model)]
+        early = sorted({name for name, _ in hooks if _hook_layer(name) < self.start})
+        if early:
+            raise ValueError(f"the late runner starts at layer {self.start}, so it cannot apply edits at {early}: "
+                             "start it at the earliest edited layer")
         with model.hooks(fwd_hooks=hooks):
             out = torch.cat([self.run(chunk) for chunk in self.resid.split(self.batch_size)])
         return F.normalize(out.float(), dim=-1)

@@ -102,5 +102,10 @@ def test_bad_input(tiny, pixels):
         d.project(torch.randn(2, 7))
     with pytest.raises(ValueError, match="head 9 out of range"):
         d.mean_ablate(heads=["L0.H9"])
+    other = torch.randn(3, 3, 32, 32)
+    assert d.mean_ablate(heads=["L0.H1"], reference=decompose(tiny, other)).n_images == 4  # same settings: fine
+    for wrong in (decompose(tiny, other, normalize=True), decompose(tiny, other, convention="centered")):
+        with pytest.raises(ValueError, match="reference decomposition does not match"):
+            d.mean_ablate(heads=["L0.H1"], reference=wrong)
     with pytest.raises(ValueError, match="empty"):
         decompose(tiny, pixels[:0])

@@ -38,6 +38,12 @@ def test_hooked_layer_norm_is_safe_in_half_precision(tiny_folder, pixels):
     torch.testing.assert_close(hooked.float(), fused, atol=2e-3, rtol=0)  # fp16 rounding of a unit-norm embedding
 
 
+def test_hook_names_come_in_forward_order(tiny, pixels):
+    fired = []
+    tiny.run_with_hooks(pixels, fwd_hooks=[(name, lambda x, hook: fired.append(hook.name)) for name in tiny.hook_names()])
+    assert fired == tiny.hook_names()
+
+
 def test_hook_result_costs_nothing_unless_hooked(tiny, pixels):
     calls = []
     point = tiny.blocks[0].attn.hook_result

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 
@@ -118,6 +119,30 @@ def test_context_manager_edits_model_and_cleans_up(tiny, pixels):
         with tiny.with_interventions(iv.zero("L0.H0")):
             raise RuntimeError
     assert all(not hp._forward_hooks for hp in tiny.hook_points())
+
+
+def test_chained_and_nested_edits_apply_once(tiny, pixels):
+    both = tiny.with_interventions(iv.scale(2.0, "L1.H0"), iv.zero("L2.H1"))(pixels)
+    chained = tiny.with_interventions(iv.scale(2.0, "L1.H0")).with_interventions(iv.zero("L2.H1"))
+    assert chained.describe() == "scale(L1.H0, alpha=2.0) + zero(L2.H1)"
+    torch.testing.assert_close(chained(pixels), both, atol=1e-6, rtol=0)
+    edited = tiny.with_interventions(iv.scale(2.0, "L1.H0"))
+    once = edited(pixels)
+    assert rel(once, tiny(pixels)) > 1e-4
+    with edited:  # calling the edited model inside its own block does not apply the edit twice
+        torch.testing.assert_close(edited(pixels), once, atol=1e-6, rtol=0)
+        torch.testing.assert_close(tiny(pixels), once, atol=1e-6, rtol=0)
+    assert all(not hp._forward_hooks for hp in tiny.hook_points())
+
+
+def test_heads_given_as_numpy_pairs_and_per_head_factors(tiny, pixels):
+    from clipinterp.heads import parse_heads
+
+    assert parse_heads((np.int64(1), np.int64(2))) == [(1, 2)]  # one head, not two
+    one = tiny.with_interventions(iv.attn_scale([0.5], (1, 2)))(pixels)
+    torch.testing.assert_close(one, tiny.with_interventions(iv.attn_scale(0.5, "L1.H2"))(pixels))
+    with pytest.raises(ValueError, match="listed twice"):
+        tiny.with_interventions(iv.attn_scale([0.5, 0.2], [(1, 2), "L1.H2"]))
 
 
 def test_bad_heads(tiny):

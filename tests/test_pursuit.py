@@ -118,6 +118,8 @@ def test_edit_heads_and_late_runner(tiny, pixels):
                                edit_heads(tiny, "L2.H0").encode_image(pixels), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="only forward"):
         runner.advance(1)
+    with pytest.raises(ValueError, match=r"starts at layer 2, so it cannot apply edits at \['blocks.1.attn.hook_z'\]"):
+        runner.embed([scale(-1.0, ["L1.H2", "L2.H0"])])  # layer 1 is behind the cache: it would be skipped
 
 
 def test_random_control_sets():

@@ -28,6 +28,19 @@ from .text import TextTower
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
 
 
+_BLOCK_ORDER = ("hook_resid_pre", "ln1.", "attn.", "hook_attn_out", "hook_resid_mid", "ln2.", "mlp.", "hook_mlp_out",
+                "hook_resid_post")
+
+
+def _forward_position(name: str) -> tuple[int, int, int]:
+    """Sort key putting hook names in the order the forward pass reaches them (stable within a
+    component, whose hooks are registered in that order)."""
+    if name.startswith("blocks."):
+        _, layer, rest = name.split(".", 2)
+        return 1, int(layer), next(i for i, prefix in enumerate(_BLOCK_ORDER) if rest.startswith(prefix))
+    return (2, 0, 0) if name.startswith(("ln_final.", "hook_image_embed")) else (0, 0, 0)
+
+
 class HookedCLIP(HookedRootModule):
     """A hooked CLIP vision tower. Build it with :func:`clipinterp.load`."""
 
@@ -210,7 +223,7 @@ class HookedCLIP(HookedRootModule):
 
     def hook_names(self) -> list[str]:
         """Every hook point's name, in forward order."""
-        return list(self.hook_dict)
+        return sorted(self.hook_dict, key=_forward_position)
 
     def __repr__(self) -> str:
         c = self.cfg
