@@ -9,14 +9,16 @@ STAMP  := $(VENV)/.clipinterp-installed
 setup: $(STAMP)
 
 # torch==2.13.0 goes in first, so nothing can pull another build. PyPI's Linux wheel of torch needs
-# CUDA packages (gigabytes), so the CPU build comes from PyTorch's CPU index when that index can be
-# reached (a 3-second probe); where it cannot, pip's own configuration decides (a local CPU wheel,
-# here). TORCH_INDEX= (empty) skips the probe; set it to another index (a CUDA one) to choose.
-TORCH_INDEX ?= $(shell $(PYTHON) -c "import socket; socket.create_connection(('download.pytorch.org', 443), 3).close(); print('https://download.pytorch.org/whl/cpu')" 2>/dev/null)
+# CUDA packages (gigabytes), so the CPU build comes from PyTorch's CPU index when that index answers
+# a 5-second probe; where it does not, pip's own configuration decides (a local CPU wheel, here).
+# `make setup TORCH_INDEX=<url>` chooses the index (a CUDA one on a GPU machine); TORCH_INDEX= none.
+PROBE := import socket; socket.create_connection(('download.pytorch.org', 443), 3).close(); print('https://download.pytorch.org/whl/cpu')
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	index="$(TORCH_INDEX)"; \
+	if [ "$(origin TORCH_INDEX)" = undefined ]; then index=$$(timeout 5 $(PYTHON) -c "$(PROBE)" 2>/dev/null); fi; \
+	$(BIN)/python -m pip install --quiet torch==2.13.0 $${index:+--index-url "$$index"}
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e ".[test]"
 	touch $(STAMP)

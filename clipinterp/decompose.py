@@ -22,6 +22,7 @@ never a ``[batch, tokens, tokens, heads, width]`` tensor.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
@@ -101,6 +102,10 @@ class Decomposition:
         if mine != theirs:
             raise ValueError(f"the reference decomposition does not match this one: {theirs} against {mine}; "
                              "decompose the reference images with the same model and settings")
+        if self.model_name and reference.model_name and self.model_name != reference.model_name:
+            warnings.warn(f"the reference decomposition comes from {reference.model_name!r}, this one from "
+                          f"{self.model_name!r}: mean-ablating with another model's parts is meaningless unless "
+                          "the two names denote the same weights", stacklevel=2)
         L, H = self.n_layers, self.n_heads
         chosen = set(parse_heads(heads, L, H))
         for layer in layers or []:
@@ -120,9 +125,9 @@ class Decomposition:
         return out
 
     def _settings(self) -> dict[str, Any]:
-        """What must agree for two decompositions' parts to be interchangeable."""
-        return {"model": self.model_name, "convention": self.convention, "normalized": self.normalized,
-                "parts": tuple(self.heads.shape[1:])}
+        """What must agree for two decompositions' parts to be interchangeable (the model's name is
+        checked apart: two names can denote the same weights)."""
+        return {"convention": self.convention, "normalized": self.normalized, "parts": tuple(self.heads.shape[1:])}
 
     def to(self, device: Union[str, torch.device]) -> "Decomposition":
         return replace(self, **{n: getattr(self, n).to(device) for n in _TENSORS if getattr(self, n) is not None})

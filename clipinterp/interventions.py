@@ -295,42 +295,54 @@ def mean_z(model, reference: Any, layers: Iterable[int], batch_size: int = 64) -
 class InterventionModel:
     """A model with interventions applied: a drop-in replacement whose forward, ``encode_image``,
     ``zero_shot``, ``run_with_cache`` and ``run_with_hooks`` run with the edits; every other
-    attribute is the model's. As a context manager it applies the edits to the model itself."""
+    attribute is the model's. As a context manager it applies the edits to the model itself.
+    An edit is never applied twice: edits already on the model (inside a ``with`` block of this
+    or a chained edited model) are skipped."""
 
     _WRAPPED = ("forward", "__call__", "encode_image", "zero_shot", "run_with_cache", "run_with_hooks")
 
     def __init__(self, model, interventions: Iterable[Intervention]):
         self.model = model
         self.interventions = list(interventions)
-        self.fwd_hooks = [hook for iv in self.interventions for hook in iv.hooks(model)]
-        for name, _ in self.fwd_hooks:
-            model.check_hook_name(name)
+        self._hooks = [(iv, iv.hooks(model)) for iv in self.interventions]
+        for _, hooks in self._hooks:
+            for name, _ in hooks:
+                model.check_hook_name(name)
         self._context = None
+
+    @property
+    def fwd_hooks(self) -> HookList:
+        """The hooks of the edits that are not on the model already."""
+        active = _active_edits(self.model)
+        return [hook for iv, hooks in self._hooks if not any(iv is a for a in active) for hook in hooks]
 
     def __getattr__(self, name: str):
         attr = getattr(self.model, name)
         if name in self._WRAPPED:
             def wrapped(*args, **kwargs):
-                if self._context is not None:  # inside its own ``with`` the edits are on the model already
-                    return attr(*args, **kwargs)
                 with self.model.hooks(fwd_hooks=self.fwd_hooks):
                     return attr(*args, **kwargs)
             return wrapped
         return attr
 
+    def __call__(self, *args, **kwargs):
+        return self.__getattr__("__call__")(*args, **kwargs)
+
     def with_interventions(self, *interventions: Intervention) -> "InterventionModel":
         """These edits followed by ``interventions``, on the same model."""
         return InterventionModel(self.model, [*self.interventions, *interventions])
 
-    def __call__(self, *args, **kwargs):
-        return self.__getattr__("__call__")(*args, **kwargs)
-
     def __enter__(self):
-        self._context = self.model.hooks(fwd_hooks=self.fwd_hooks)
+        hooks = self.fwd_hooks
+        self._context = self.model.hooks(fwd_hooks=hooks)
         self._context.__enter__()
+        self._added = [iv for iv in self.interventions if not any(iv is a for a in _active_edits(self.model))]
+        _active_edits(self.model).extend(self._added)
         return self.model
 
     def __exit__(self, *exc):
+        active = _active_edits(self.model)
+        active[:] = [a for a in active if not any(a is iv for iv in self._added)]
         context, self._context = self._context, None
         return context.__exit__(*exc)
 
@@ -339,6 +351,13 @@ class InterventionModel:
 
     def __repr__(self) -> str:
         return f"InterventionModel({self.model!r}, {self.describe()})"
+
+
+def _active_edits(model) -> list:
+    """The interventions a ``with`` block currently applies to ``model`` (kept on the model)."""
+    if not hasattr(model, "_clipinterp_active_edits"):
+        model._clipinterp_active_edits = []
+    return model._clipinterp_active_edits
 
 
 def with_interventions(model, *interventions: Intervention) -> InterventionModel:

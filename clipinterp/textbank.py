@@ -21,7 +21,7 @@ import urllib.request
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Union
+from typing import Any, Iterable, Optional, Union
 
 import torch
 
@@ -247,3 +247,15 @@ def load_textspan_bank(url: str = DEFAULT_TEXTSPAN_URL, cache_dir: Union[str, Pa
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return TextBank.from_texts(text.splitlines(), name="textspan")
+
+
+def embedded_for(bank: Any, model) -> Any:
+    """``bank`` ready for ``model``: a :class:`TextBank` without embeddings, or one recorded as
+    embedded with another model, is embedded with ``model``; given embeddings (no record) and
+    ``(texts, embeddings)`` tuples are kept as they are."""
+    if not isinstance(bank, TextBank):
+        return bank
+    name = getattr(getattr(model, "cfg", None), "model_name", None)
+    if bank.embeddings is None or (bank.embedded_with and name and bank.embedded_with != name):
+        bank.embed(model)
+    return bank

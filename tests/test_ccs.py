@@ -197,6 +197,9 @@ def test_embedding_judge_rejects_bad_encoders() -> None:
     ("The common characteristic is color. It is the most frequent theme.", "color"),  # a later sentence
     ("Color. It's the shared property of all lines.", "color"),
     ("The answer is color; it is obvious.", "color"),
+    ("Label: Color. The answer is simple.", "color"),  # the first explicit answer counts
+    ("The label is color. The concept is clearly visible.", "color"),
+    ("The answer is: it is color", "color"),
     ("I cannot help with that request.", None),
     ("It is not clear.", None),
     ("maybe colours or shapes", None),
@@ -543,6 +546,13 @@ def test_ccs_table_embeds_a_bank_from_another_model_again(tiny) -> None:
     stale.embedded_with = "another-clip"
     with pytest.warns(UserWarning, match="embedded with 'another-clip' but the head outputs come from"):
         textspan_heads(dec, stale, [2], n_texts=2)
+    # embeddings given by the user (no record of a model) are theirs: kept as they are
+    given = torch.nn.functional.normalize(torch.randn(len(texts), tiny.cfg.d_embed), dim=-1)
+    own = TextBank(texts, embeddings=given.clone())
+    ccs_table(tiny, pixels, own, judge, layers=[2], k=2, progress=False)
+    assert torch.equal(own.embeddings, given)
+    with pytest.raises(ValueError, match="checkpoint= saves total effects computed here"):
+        ccs_table(tiny, pixels, own, judge, layers=[2], k=2, progress=False, checkpoint="somewhere")
 
 
 def test_ccs_agreement() -> None:

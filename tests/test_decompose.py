@@ -2,6 +2,8 @@
 architecture family, and its per-head values match independent computations."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -107,5 +109,8 @@ def test_bad_input(tiny, pixels):
     for wrong in (decompose(tiny, other, normalize=True), decompose(tiny, other, convention="centered")):
         with pytest.raises(ValueError, match="reference decomposition does not match"):
             d.mean_ablate(heads=["L0.H1"], reference=wrong)
+    renamed = dataclasses.replace(decompose(tiny, other), model_name="another-clip")
+    with pytest.warns(UserWarning, match="comes from 'another-clip'"):  # names may differ for the same weights
+        d.mean_ablate(heads=["L0.H1"], reference=renamed)
     with pytest.raises(ValueError, match="empty"):
         decompose(tiny, pixels[:0])

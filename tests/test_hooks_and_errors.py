@@ -36,6 +36,10 @@ def test_hooked_layer_norm_is_safe_in_half_precision(tiny_folder, pixels):
                                                     ("blocks.0.ln1.hook_scale", lambda x, hook: store.setdefault("s", x))])
     assert store["s"].dtype == torch.float16 and torch.isfinite(store["s"]).all()
     torch.testing.assert_close(hooked.float(), fused, atol=2e-3, rtol=0)  # fp16 rounding of a unit-norm embedding
+    double = clipinterp.load(tiny_folder, dtype=torch.float64)  # and float64 keeps its precision
+    wide = pixels.double()
+    hooked = double.run_with_hooks(wide, fwd_hooks=[("blocks.0.ln1.hook_scale", lambda x, hook: x)])
+    torch.testing.assert_close(hooked, double(wide), atol=1e-12, rtol=0)
 
 
 def test_hook_names_come_in_forward_order(tiny, pixels):

@@ -132,6 +132,8 @@ def test_chained_and_nested_edits_apply_once(tiny, pixels):
     with edited:  # calling the edited model inside its own block does not apply the edit twice
         torch.testing.assert_close(edited(pixels), once, atol=1e-6, rtol=0)
         torch.testing.assert_close(tiny(pixels), once, atol=1e-6, rtol=0)
+        inside = edited.with_interventions(iv.zero("L2.H1"))(pixels)  # chained inside the block: scaled once
+    torch.testing.assert_close(inside, edited.with_interventions(iv.zero("L2.H1"))(pixels), atol=1e-6, rtol=0)
     assert all(not hp._forward_hooks for hp in tiny.hook_points())
 
 

@@ -110,6 +110,32 @@ def test_resumed_training_continues_from_the_checkpoint(tmp_path):
     trainer.train(tmp_path, steps=4, **common)
     resumed = trainer.train(tmp_path, steps=8, **common)
     assert resumed["resumed_from"] == 4 and resumed["loss_log"][-1][0] == 8
+    # a save cut short between its two renames leaves checkpoint.old (complete) and a partial .tmp
+    (tmp_path / trainer.CHECKPOINT).rename(tmp_path / (trainer.CHECKPOINT + ".old"))
+    (tmp_path / (trainer.CHECKPOINT + ".tmp")).mkdir()
+    again = trainer.train(tmp_path, steps=10, **common)
+    assert again["resumed_from"] == 8 and again["loss_log"][-1][0] == 10
+    assert sorted(p.name for p in tmp_path.glob(trainer.CHECKPOINT + "*")) == [trainer.CHECKPOINT]
+
+
+def test_a_stage_trained_in_place_neither_resumes_the_last_nor_loses_its_log(tmp_path):
+    from safetensors.torch import load_file
+
+    config = trainer.OrganismConfig(vision_layers=1, vision_width=16, vision_heads=2, vision_mlp=32,
+                                    text_layers=1, text_width=16, text_heads=2, text_mlp=32,
+                                    projection_dim=8)
+    common = dict(batch_size=8, config=config, progress=False, device="cpu")
+    trainer.train(tmp_path, steps=3, **common)
+    first_log = (tmp_path / "train_log.json").read_text()
+    before = load_file(str(tmp_path / "model.safetensors"))
+    with pytest.raises(ValueError, match=r"other settings \(init_from, seed differ\): pass --no-resume"):
+        trainer.train(tmp_path, steps=2, seed=1, init_from=tmp_path, **common)
+    second = trainer.train(tmp_path, steps=2, seed=1, init_from=tmp_path, resume=False, **common)
+    assert second["resumed_from"] == 0
+    after = load_file(str(tmp_path / "model.safetensors"))
+    assert not all(torch.equal(before[k], after[k]) for k in before)
+    assert (tmp_path / "train_log_stage1.json").read_text() == first_log
+    assert json.loads((tmp_path / "train_log.json").read_text())["args"]["seed"] == 1
 
 
 def test_second_stage_starts_from_the_saved_model(tmp_path):

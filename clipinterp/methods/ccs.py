@@ -34,6 +34,7 @@ from ..evaluation import accuracy_from_embeddings
 from ..heads import HeadLike, head_name, parse_head
 from ..interventions import prune
 from ..model.hooked_clip import DEFAULT_TEMPLATES
+from ..textbank import embedded_for
 from .textspan import textspan_heads
 
 Judgement = Optional[int]
@@ -258,7 +259,7 @@ _RATING_MARKER = re.compile(r"(?:rating|score|answer|rate|label)\s*(?:is|of|=|:)
                             re.IGNORECASE)
 _NOT_LABELS = {"not", "unclear", "unknown", "none", "that", "this", "hard", "difficult", "impossible",
                "sorry", "no"}
-_FILLERS = {"common", "shared", "most", "main", "same", "following", "one", "only", "obvious", "clear"}
+_FILLERS = {"it", "common", "shared", "most", "main", "same", "following", "one", "only", "obvious", "clear"}
 _LONE_BIT = re.compile(r"(?<![\d.])([01])(?!\d|\.\d)")
 
 
@@ -290,7 +291,7 @@ def parse_label(answer: str) -> Optional[str]:
     cleaned = re.sub(r"[*_`#]", "", answer).strip()
     first_sentence = re.findall(r"[A-Za-z][A-Za-z-]*", re.split(r"[.!?;\n]", cleaned, maxsplit=1)[0])
     candidates = (  # the most explicit form first; a sentence after the answer does not override it
-        [w for w in _MARKER.findall(cleaned) if w.lower() not in _FILLERS][-1:]
+        [w for w in _MARKER.findall(cleaned) if w.lower() not in _FILLERS][:1]
         or (first_sentence if len(first_sentence) == 1 else [])
         or [w for w in _IT_IS.findall(cleaned) if w.lower() not in _FILLERS][:1]
         or _FINAL_IS.findall(cleaned))
@@ -607,8 +608,9 @@ def ccs_table(model, images, bank, judge: Judge, layers: Union[int, Sequence[int
         source = total_effects(model, images, layers, batch_size=batch_size, progress=progress, checkpoint=checkpoint)
     else:
         source = decompose(model, images, normalize=True, batch_size=batch_size, progress=progress)
-    if not isinstance(bank, tuple):
-        bank = bank.embed(model)  # free when already embedded with this model
+    if checkpoint is not None and (given or effect != "total"):
+        raise ValueError("checkpoint= saves total effects computed here: it needs images and effect='total'")
+    bank = embedded_for(bank, model)
     return ccs_scores(textspan_heads(source, bank, layers, n_texts=k, rank=rank), judge, k)
 
 

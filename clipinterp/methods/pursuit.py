@@ -32,7 +32,7 @@ from ..evaluation import accuracy_from_embeddings
 from ..heads import HeadLike, head_name, parse_heads, resolve_layers
 from ..interventions import InterventionModel, mean_z, scale
 from ..late import LateRunner, batched_pixels
-from ..textbank import TextBank
+from ..textbank import embedded_for
 from .somp import SOMP, logit_lens_scores
 from .textspan import Bank, _unpack_bank
 
@@ -162,8 +162,8 @@ def describe_head(source: Source, head: Union[HeadLike, Iterable[HeadLike]], ban
     ``layer, head, name, rank, text, text_index, weight`` (root mean square of the atom's
     least-squares coefficient over images) and ``explained_variance`` (cumulative).
     """
-    if isinstance(bank, TextBank) and not isinstance(source, Decomposition):
-        bank.embed(source)  # free when already embedded with this model
+    if not isinstance(source, Decomposition):
+        bank = embedded_for(bank, source)
     texts, embeddings = _unpack_bank(bank, source.model_name if isinstance(source, Decomposition) else "")
     outputs = _head_outputs(source, images, convention, batch_size)
     pairs = parse_heads(head, outputs.shape[1], outputs.shape[2])

@@ -58,8 +58,8 @@ def _unpack_bank(bank: Bank, model_name: str = "") -> tuple[list[str], Tensor]:
     embedded_with = getattr(bank, "embedded_with", None)
     if model_name and embedded_with and embedded_with != model_name:
         warnings.warn(f"the text bank was embedded with {embedded_with!r} but the head outputs come from "
-                      f"{model_name!r}: call bank.embed(model) with that model (or pass its model_id if the "
-                      "two names denote the same weights)", stacklevel=3)
+                      f"{model_name!r}: if these are different weights, call bank.embed(model) with the model the "
+                      "head outputs come from (a bank embedded with model_id= for these same weights is fine)", stacklevel=3)
     if isinstance(bank, tuple):
         if len(bank) != 2:
             raise ValueError(f"a text bank tuple must be (texts, embeddings), got {len(bank)} items")

@@ -46,9 +46,10 @@ class LayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not is_hooked(self.hook_scale, self.hook_normalized):
             return F.layer_norm(x, x.shape[-1:], self.w, self.b, self.eps)
-        centred = x.float() - x.float().mean(-1, keepdim=True)  # float32, as F.layer_norm: fp16 squares overflow
+        wide = torch.promote_types(x.dtype, torch.float32)  # as F.layer_norm: fp16 squares overflow
+        centred = x.to(wide) - x.to(wide).mean(-1, keepdim=True)
         scale = self.hook_scale((centred.pow(2).mean(-1, keepdim=True) + self.eps).sqrt().to(x.dtype))
-        return self.hook_normalized((centred / scale.float()).to(x.dtype)) * self.w + self.b
+        return self.hook_normalized((centred / scale.to(wide)).to(x.dtype)) * self.w + self.b
 
 
 class Embed(nn.Module):

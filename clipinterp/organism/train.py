@@ -6,8 +6,11 @@ so a run is a pure function of its arguments and a resumed run sees the same bat
 Loss: symmetric InfoNCE over the batch with CLIP's learnable logit scale (clamped to 100).
 Optimiser: AdamW (no weight decay on biases, norms, embeddings, logit scale), linear warmup then
 cosine decay to zero. Checkpoints (``out_dir/checkpoint``) are complete transformers model
-directories plus ``trainer_state.pt`` (optimizer, scheduler, step, RNG, loss log), written
-atomically every ``checkpoint_every`` steps; ``resume=True`` continues from them.
+directories plus ``trainer_state.pt`` (optimizer, scheduler, step, RNG, loss log, arguments),
+written atomically every ``checkpoint_every`` steps; ``resume=True`` continues from them when
+they hold the same run (other arguments raise; the step count may grow). A stage trained in
+place (``--init-from`` its own ``--out``) keeps the previous stage's log as
+``train_log_stage<k>.json``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -207,15 +210,45 @@ def export(model: Any, out_dir: str | Path, mean: list[float], std: list[float],
 
 def _save_checkpoint(out: Path, model: Any, state: dict[str, Any], mean: list[float],
                      std: list[float], max_length: int) -> None:
-    tmp = out / (CHECKPOINT + ".tmp")
+    """Write the checkpoint beside the previous one, then swap: at every moment a complete one is
+    on disk (``checkpoint`` or, during the swap, ``checkpoint.old``)."""
+    tmp, final, old = (out / (CHECKPOINT + suffix) for suffix in (".tmp", "", ".old"))
     if tmp.exists():
         shutil.rmtree(tmp)
     export(model, tmp, mean, std, max_length)
     torch.save(state, tmp / TRAINER_STATE)
-    final = out / CHECKPOINT
     if final.exists():
-        shutil.rmtree(final)
+        if old.exists():
+            shutil.rmtree(old)
+        final.rename(old)
     tmp.rename(final)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def _latest_checkpoint(out: Path) -> Optional[Path]:
+    """The complete checkpoint in ``out``: ``checkpoint``, or ``checkpoint.old`` if a swap was cut short."""
+    for folder in (out / CHECKPOINT, out / (CHECKPOINT + ".old")):
+        if (folder / TRAINER_STATE).exists():
+            return folder
+    return None
+
+
+def _check_same_run(saved: dict[str, Any], meta: dict[str, Any], folder: Path) -> None:
+    """A checkpoint resumes only the run that wrote it (the step count may grow)."""
+    differ = sorted(k for k in meta if k != "steps" and saved.get(k) != meta[k])
+    if differ:
+        raise ValueError(f"{folder} holds a run with other settings ({', '.join(differ)} differ): pass --no-resume "
+                         "(resume=False) to start afresh, or another --out")
+
+
+def _archive_log(out: Path) -> None:
+    """Before a stage trained in place (``--init-from`` its own ``--out``) writes its log, keep the
+    previous stage's as the next ``train_log_stage<k>.json``."""
+    log = out / "train_log.json"
+    if log.exists():
+        k = len(list(out.glob("train_log_stage*.json"))) + 1
+        log.rename(out / f"train_log_stage{k}.json")
 
 
 def train(
@@ -279,9 +312,16 @@ def train(
     opt = planting.optimizer(lr) if planting else _optimizer(model, lr, weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, steps, warmup))
     start, loss_log = 0, []
-    ckpt = out / CHECKPOINT
-    if resume and (ckpt / TRAINER_STATE).exists():
+    max_length = config.max_text_positions
+    meta = {"steps": steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
+            "warmup": warmup, "seed": seed, "group_size": group_size, "soft_targets": soft_targets, "curriculum_steps": curriculum_steps,
+            "init_from": str(init_from) if init_from else None, "plants": [str(p) for p in plants],
+            "planting": planting.settings() if planting else None,
+            "config": asdict(config)}
+    ckpt = _latest_checkpoint(out) if resume else None
+    if ckpt is not None:
         state = torch.load(ckpt / TRAINER_STATE, map_location="cpu", weights_only=False)
+        _check_same_run(state["args"], meta, ckpt)
         model.load_state_dict(load_file(str(ckpt / "model.safetensors"), device=str(device)))
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -290,12 +330,6 @@ def train(
             torch.cuda.set_rng_state(state["rng_cuda"])
         start, loss_log = state["step"], state["loss_log"]
     resumed_from = start
-    max_length = config.max_text_positions
-    meta = {"steps": steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-            "warmup": warmup, "seed": seed, "group_size": group_size, "soft_targets": soft_targets, "curriculum_steps": curriculum_steps,
-            "init_from": str(init_from) if init_from else None, "plants": [str(p) for p in plants],
-            "planting": planting.settings() if planting else None,
-            "config": asdict(config)}
 
     def state_dict(step: int) -> dict[str, Any]:
         return {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step,
@@ -358,8 +392,11 @@ def train(
         "resumed_from": resumed_from,
         "args": meta,
     }
+    in_place = init_from is not None and Path(init_from).resolve() == out.resolve()
+    if in_place:
+        _archive_log(out)
     (out / "train_log.json").write_text(json.dumps(result, indent=1))
-    if init_from is not None and Path(init_from).resolve() != out.resolve():
+    if init_from is not None and not in_place:
         _keep_stage_logs(Path(init_from), out)
     return result
 
