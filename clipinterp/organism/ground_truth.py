@@ -81,8 +81,10 @@ class GroundTruth:
     shifted_baseline: float
 
     def drops(self) -> pd.DataFrame:
-        """Accuracy drops as a head x attribute table (index: head name)."""
-        return self.table.pivot(index="name", columns="attribute", values="accuracy_drop")[list(ATTRIBUTES)]
+        """Accuracy drops as a head x attribute table (index: head name), rounded to 4 decimals as
+        recorded, so that the thresholds see the recorded numbers, not float32 rounding."""
+        drops = self.table.pivot(index="name", columns="attribute", values="accuracy_drop")[list(ATTRIBUTES)]
+        return drops.astype("float64").round(4)
 
     def specialised(self) -> dict[str, list[str]]:
         """``{attribute: [head names]}`` of the specialised heads (see the module docstring)."""
@@ -96,7 +98,7 @@ class GroundTruth:
 
     def spurious_heads(self) -> list[str]:
         """Heads whose ablation raises shifted-split shape accuracy by at least ``SPURIOUS_GAIN``."""
-        rows = self.shifted[self.shifted.shifted_gain >= SPURIOUS_GAIN]
+        rows = self.shifted[self.shifted.shifted_gain.astype("float64").round(4) >= SPURIOUS_GAIN]
         return rows.sort_values("shifted_gain", ascending=False).name.tolist()
 
     def to_json(self) -> dict[str, Any]:
