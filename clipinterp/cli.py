@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--images", default=None, help="folder of images (default: the organism's test split)")
     report.add_argument("--captions", default=None,
                         help="text file, one caption per image of --images in sorted file-name order")
-    report.add_argument("--n-images", type=int, default=None, help="images to use (default: all / 500)")
+    report.add_argument("--n-images", type=_positive, default=None, help="images to use (default: all / 500)")
     report.add_argument("--seed", type=int, default=0)
     report.set_defaults(func=_report)
 
@@ -53,3 +53,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _positive(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

@@ -159,6 +159,14 @@ def test_plot_images_one_axes_per_image():
     assert len(fig.axes) == 3 and [ax.get_title() for ax in fig.axes] == ["a", "b", "c"]
     with pytest.raises(ValueError, match="titles"):
         plot_images(torch.randn(2, 3, 16, 16), ["a"])
+    image = np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    for one in (image, torch.randn(3, 16, 16), Image.fromarray(image)):  # one image is one panel
+        assert len(plot_images(one).axes) == 1
+
+
+def test_ablation_sweep_with_named_positions():
+    fig = plot_ablation_sweep({"L0": 0.9, "L1": 0.7, "L2": 0.4})
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()][:3] == ["L0", "L1", "L2"]
 
 
 # ---------------------------------------------------------------- CCS tiers

@@ -41,3 +41,30 @@ def test_report_on_an_image_folder_with_captions(tmp_path, tiny_folder):
     assert {"model", "sum_check_max_relative_error", "ccs", "head_pursuit_top3", "aat"} <= set(findings)
     assert "ground_truth_agreement" not in findings
     assert (tmp_path / "out" / "index.html").exists()
+
+
+def test_an_interrupted_report_keeps_its_finished_sections(tmp_path, tiny_folder, monkeypatch, capsys):
+    import pytest
+
+    import clipinterp.report as report
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, image in enumerate(generate("test", 4, seed=3).images):
+        Image.fromarray(np.asarray(image)).save(folder / f"{i:02d}.png")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "_ccs", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(str(tiny_folder), tmp_path / "out", images=str(folder))
+    findings = json.loads((tmp_path / "out" / "findings.json").read_text())
+    assert {"model", "sum_check_max_relative_error"} <= set(findings) and "ccs" not in findings
+    assert "Decomposition sum check" in (tmp_path / "out" / "index.html").read_text()
+    assert "report:" in capsys.readouterr().err  # the section bar
+    with pytest.raises(ValueError, match="n_images must be at least 1"):
+        write_report(str(tiny_folder), tmp_path / "out", images=str(folder), n_images=0)
+    with pytest.raises(SystemExit):
+        main(["report", "--model", "shapes-clip", "--n-images", "-1"])
+    assert "must be at least 1" in capsys.readouterr().err

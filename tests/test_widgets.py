@@ -54,6 +54,11 @@ def test_head_explorer_follows_the_head(explorer_parts):
     assert len(png_outputs(explorer.heatmap_output)) == 1
     explorer.select("L2.H1")  # a layer and head at once
     assert explorer.selected_head == (2, 1) and explorer.current_texts[0] == "b21 photo"
+    # a head without TextSpan texts: the text box shows the suggestion the dropdown shows
+    explorer = HeadExplorer(model, pixels, dec, textspan_df=ts[ts["layer"] != 1], top_k=3,
+                            texts_for_heatmap=["a red circle"])
+    explorer.select("L1.H0")
+    assert explorer.current_texts == [] and explorer.text.value == explorer.suggestions.value == "a red circle"
 
 
 def test_head_explorer_heatmap_matches_the_token_decomposition(explorer_parts):
@@ -228,3 +233,7 @@ def test_concept_map_checks_its_frame(concept_scores):
         ConceptHeadMap(concept_scores.drop(columns="concept"))
     with pytest.raises(ValueError, match="several scores"):
         ConceptHeadMap(pd.concat([concept_scores, concept_scores.iloc[:1]]))
+    negative = concept_scores.copy()
+    negative.loc[0, "layer"] = -1
+    with pytest.raises(ValueError, match=">= 0"):
+        ConceptHeadMap(negative)

@@ -175,7 +175,8 @@ def plot_ablation_sweep(data: Any, *, x: Optional[str] = None, y: Optional[str] 
         ax.axhline(baseline, linestyle="--", color="0.45", label="baseline")
     ax.set_xlabel(xlabel or str(table.index.name or x or "ablated"))
     ax.set_ylabel(ylabel or (y or (str(table.columns[0]) if table.shape[1] == 1 else "metric")))
-    if np.all(np.mod(table.index.to_numpy(dtype=float), 1) == 0):
+    numeric = pd.api.types.is_numeric_dtype(table.index)
+    if numeric and np.all(np.mod(table.index.to_numpy(dtype=float), 1) == 0):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     if table.shape[1] > 1 or baseline is not None:
@@ -246,7 +247,8 @@ def plot_images(images: Any, titles: Optional[Sequence[str]] = None, *, mean: St
                 ncols: int = 5) -> Figure:
     """Images in a grid (pixel tensors ``[N, 3, S, S]`` or a list of images, see
     :func:`image_array`), with optional titles."""
-    images = list(images)
+    single = getattr(images, "ndim", None) == 3 or hasattr(images, "getpixel")  # one array / tensor / PIL image
+    images = [images] if single else list(images)
     if not images:
         raise ValueError("no images to show")
     if titles is not None and len(titles) != len(images):

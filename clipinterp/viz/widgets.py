@@ -196,8 +196,8 @@ class HeadExplorer(_Explorer):
         offered = list(dict.fromkeys(self.current_texts + self.texts_for_heatmap))
         with self._silenced():
             self.suggestions.options = offered
-            if self.current_texts:
-                self.suggestions.value = self.text.value = self.current_texts[0]
+            if offered:  # the head's own first text, else the first suggestion: box and dropdown agree
+                self.suggestions.value = self.text.value = offered[0]
         self._show_heatmap()
 
     @staticmethod
@@ -392,6 +392,8 @@ class ConceptHeadMap(_Explorer):
             raise ValueError("scores_df has no rows")
         if scores_df.duplicated(["concept", "layer", "head"]).any():
             raise ValueError("scores_df has several scores for one (concept, layer, head)")
+        if (scores_df[["layer", "head"]] < 0).any().any():
+            raise ValueError("layer and head indices must be >= 0")
         self.scores, self.on_select, self.cmap, self.center = scores_df, on_select, cmap, center
         self.shape = (int(scores_df["layer"].max()) + 1, int(scores_df["head"].max()) + 1)
         self._heads = sorted({(int(layer), int(h)) for layer, h in zip(scores_df["layer"], scores_df["head"])})
