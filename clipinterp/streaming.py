@@ -50,6 +50,7 @@ METADATA = "metadata.json"
 SHARD_BYTES = 1 << 30  # automatic shard size: about 1 GiB of tensors per shard
 MAX_SHARD_ITEMS = 4096
 HASH_SAMPLES = 4096  # elements sampled from every tensor for the weights hash
+FINGERPRINT_ITEMS = 64  # items hashed to fingerprint a dataset without a _fingerprint of its own
 
 
 class StoreMismatchError(ValueError):
@@ -93,7 +94,9 @@ class _Source:
 
     def fingerprint(self) -> dict:
         """Paths: their names, sizes and modification times, in order. Datasets: the length, the
-        ``_fingerprint`` of Hugging Face datasets, and a hash of the first and last items."""
+        ``_fingerprint`` of Hugging Face datasets, and a hash of ``FINGERPRINT_ITEMS`` evenly spaced
+        items (first and last included): a change to other items of a dataset without a
+        ``_fingerprint`` goes unseen."""
         if self.kind in ("folder", "paths"):
             digest = hashlib.sha256()
             for path in self.items:
@@ -105,9 +108,10 @@ class _Source:
                 name = Path(path).relative_to(self.root).as_posix() if self.kind == "folder" else str(path)
                 digest.update(f"{name}\0{size}\0{mtime}\n".encode())
             return {"kind": self.kind, "n_items": len(self), "files_sha256": digest.hexdigest()}
+        sample = np.unique(np.linspace(0, len(self) - 1, min(len(self), FINGERPRINT_ITEMS)).round().astype(int))
+        digest = hashlib.sha256("".join(_item_digest(self, int(i)) for i in sample).encode())
         return {"kind": self.kind, "n_items": len(self), "column": self.column,
-                "fingerprint": getattr(self.items, "_fingerprint", None),
-                "first_last_sha256": [_item_digest(self, 0), _item_digest(self, len(self) - 1)]}
+                "fingerprint": getattr(self.items, "_fingerprint", None), "sample_sha256": digest.hexdigest()}
 
 
 def _item_digest(source: _Source, i: int) -> str:
@@ -448,8 +452,9 @@ def decompose_dataset(model: "HookedCLIP", source: Any, out_dir: Union[str, Path
             "tokens": tokens, "token_layers": token_layers, "shard_size": job.shard_size}))
         _check_same_everywhere(settings, world)
         meta = _on_rank0(lambda: _prepare(job.out_dir, settings, n_shards, overwrite), world)
-        if not meta["done"]:
-            todo = [k for k in range(rank, n_shards, world) if not _shard_path(job.out_dir, k).exists()]
+        bad = [k for k in range(n_shards) if not _shard_ok(job.out_dir, k, job.bounds(k), warn=rank == 0)]
+        if not meta["done"] or bad:
+            todo = [k for k in bad if k % world == rank]
             _run_shards(job, todo, rank, progress and rank == 0)
             if world > 1:
                 torch.distributed.barrier()
@@ -494,6 +499,27 @@ def _run_shards(job: _Job, todo: list[int], rank: int, progress: bool) -> None:
                 _save_shard(job.out_dir, k, job.bounds(k), parts, indices, errors, rank)
                 parts, indices, errors = [], [], {}
                 k = next(shards, None)
+
+
+def _shard_ok(out_dir: Path, k: int, bounds: tuple[int, int], warn: bool) -> bool:
+    """Whether shard ``k`` is on disk, readable and covers ``bounds``; a damaged one is warned about
+    (it will be computed again)."""
+    from safetensors import safe_open
+
+    path = _shard_path(out_dir, k)
+    if not path.exists():
+        return False
+    try:
+        with safe_open(str(path), "pt") as f:
+            info = json.loads(f.metadata()["clipinterp"])
+        if (info["shard"], info["start"], info["stop"]) == (k, *bounds):
+            return True
+        problem = f"it covers items {info['start']}..{info['stop']}, not {bounds[0]}..{bounds[1]}"
+    except Exception as error:  # a truncated or foreign file
+        problem = f"{type(error).__name__}: {error}"
+    if warn:
+        warnings.warn(f"{path.name} is damaged ({problem}); computing it again", stacklevel=3)
+    return False
 
 
 def _save_shard(out_dir: Path, k: int, bounds: tuple[int, int], parts: list[Decomposition], indices: list[int],
@@ -568,8 +594,12 @@ class DecompositionStore:
             mask = which == k
             local = rows[mask] - self._starts[k]
             lo, hi = (int(local.min()), int(local.max()) + 1) if len(local) else (0, 0)
-            with safe_open(self._files[k], "pt") as f:
-                pieces.append(f.get_slice(name)[lo:hi][local - lo])
+            try:
+                with safe_open(self._files[k], "pt") as f:
+                    pieces.append(f.get_slice(name)[lo:hi][local - lo])
+            except Exception as error:
+                raise ValueError(f"cannot read {self._files[k]} ({type(error).__name__}: {error}); run "
+                                 "decompose_dataset again on the same source and folder to recompute it") from error
             order.append(mask.nonzero()[:, 0])
         return torch.cat(pieces)[torch.cat(order).argsort()]
 

@@ -169,6 +169,22 @@ def test_rerun_resumes_and_foreign_stores_are_refused(tiny, tmp_path):
     assert (stray / "shard_00000.safetensors").read_bytes() == b"someone else's"
 
 
+def test_changed_items_and_damaged_shards_are_caught(tiny, tmp_path):
+    out = tmp_path / "out"
+    images = [image(i) for i in range(6)]
+    original = quiet(tiny, images, out, shard_size=4).to_decomposition()
+    changed = images[:2] + [image(10 + i) for i in range(2, 5)] + images[5:]  # first and last items unchanged
+    with pytest.raises(StoreMismatchError, match="sample_sha256"):
+        quiet(tiny, changed, out, shard_size=4)
+    shard = out / "shard_00000.safetensors"
+    shard.write_bytes(shard.read_bytes()[: len(shard.read_bytes()) // 2])  # a damaged file
+    with pytest.raises(ValueError, match="cannot read .*shard_00000.safetensors.*recompute"):
+        DecompositionStore(out).to_decomposition()
+    with pytest.warns(UserWarning, match="shard_00000.safetensors is damaged"):
+        again = quiet(tiny, images, out, shard_size=4)
+    assert_same(again.to_decomposition(), original)
+
+
 def test_edited_model_is_decomposed_with_its_edits(tiny, tmp_path):
     edited = tiny.with_interventions(zero("L1.H0"))
     store = quiet(edited, SyntheticImages(3), tmp_path / "out")
