@@ -42,7 +42,7 @@ class Decomposition:
 
     ``heads [N, L, H, d]``, ``mlps [N, L, d]``, ``embed [N, d]``, ``bias [N, d]``,
     ``tokens [N, len(token_layers), H, T, d]`` or None, ``norms [N]`` (the embeddings' norms).
-    ``d`` is ``d_embed``, or the number of texts after ``project``.
+    ``d`` is ``d_embed``, or the number of texts after ``project`` (then ``projected`` is True).
     """
 
     heads: torch.Tensor
@@ -55,6 +55,7 @@ class Decomposition:
     tokens: Optional[torch.Tensor] = None
     token_layers: list[int] = field(default_factory=list)
     model_name: str = ""
+    projected: bool = False
 
     @property
     def n_images(self) -> int:
@@ -82,13 +83,16 @@ class Decomposition:
     def project(self, text_embeddings: torch.Tensor) -> "Decomposition":
         """Each part's contribution to each text's score: ``part @ text_embeddings.T``, so every
         ``d``-axis becomes an ``M``-axis (``heads [N, L, H, M]``, ...). ``text_embeddings [M, d]``."""
+        if self.projected:
+            raise ValueError("this decomposition is projected already (its last axis is texts): project the "
+                             "unprojected one")
         if text_embeddings.ndim == 1:
             text_embeddings = text_embeddings[None]
         if text_embeddings.shape[-1] != self.heads.shape[-1]:
             raise ValueError(f"text embeddings have width {text_embeddings.shape[-1]}, the decomposition has "
                              f"{self.heads.shape[-1]} (the model's joint space)")
         directions = text_embeddings.to(self.heads.device, self.heads.dtype).T
-        return self._map(lambda t: t @ directions)
+        return replace(self._map(lambda t: t @ directions), projected=True)
 
     def mean_ablate(self, heads: Union[HeadLike, Iterable[HeadLike], None] = None,
                     layers: Optional[Iterable[int]] = None, mlps: Union[bool, Iterable[int], None] = None,

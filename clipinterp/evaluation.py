@@ -18,7 +18,7 @@ from .model.hooked_clip import DEFAULT_TEMPLATES
 def image_embeddings(model, images, batch_size: int = 64) -> torch.Tensor:
     """Unit image embeddings ``[N, d_embed]`` from images, pixels or a Decomposition."""
     if isinstance(images, Decomposition):
-        if images.heads.shape[-1] != model.cfg.d_embed:
+        if images.projected or images.heads.shape[-1] != model.cfg.d_embed:
             raise ValueError("this decomposition was projected onto texts; pass the unprojected one")
         return torch.nn.functional.normalize(images.total().float(), dim=-1)
     if len(images) == 0:

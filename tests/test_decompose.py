@@ -84,6 +84,9 @@ def test_project_mean_ablate_save_load(tiny, pixels, tmp_path):
     p = d.project(texts)
     assert p.heads.shape == (4, 3, 4, 3)
     assert rel(p.total(), tiny.encode_image(pixels) @ texts.T) < TOL  # additive shares of cosine
+    assert p.projected and not d.projected
+    with pytest.raises(ValueError, match="projected already"):  # even where texts and embedding widths agree
+        p.project(torch.randn(5, 3))
     ab = d.mean_ablate(heads=["L1.H2", (0, 0)], mlps=[2], layers=[2])
     assert torch.allclose(ab.heads[:, 1, 2], d.heads[:, 1, 2].mean(0).expand(4, -1))
     assert torch.allclose(ab.heads[:, 2], d.heads[:, 2].mean(0).expand(4, -1, -1))
@@ -92,6 +95,8 @@ def test_project_mean_ablate_save_load(tiny, pixels, tmp_path):
     d.save(tmp_path / "d.safetensors")
     back = Decomposition.load(tmp_path / "d.safetensors")
     assert torch.equal(back.heads, d.heads) and back.convention == "split" and back.normalized
+    p.save(tmp_path / "p.safetensors")
+    assert Decomposition.load(tmp_path / "p.safetensors").projected
 
 
 def test_bad_input(tiny, pixels):

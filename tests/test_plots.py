@@ -274,6 +274,8 @@ def test_contributions_sum_to_the_cosine(tiny, pixels):
     for i in range(len(pixels)):
         for j in range(len(texts)):
             assert contributions(projected, i, j).sum() == pytest.approx(cosine[i, j].item(), abs=1e-5)
+    with pytest.raises(ValueError, match="not projected"):  # its last axis is the embedding, not texts
+        contributions(clipinterp.decompose(tiny, pixels), 0)
 
 
 def test_zero_shot_bars_sorted_with_baseline():

@@ -392,6 +392,9 @@ def contributions(decomposition: Any, image_index: int, text_index: int = 0) -> 
     """Every part's contribution to one text's score for one image, from a projected
     decomposition (``heads [N, L, H, M]``, ``mlps [N, L, M]``, ``embed``, ``bias [N, M]``): a Series
     indexed ``"L0.H0" ... "MLP0" ... "embed", "bias"``."""
+    if getattr(decomposition, "projected", None) is False:
+        raise ValueError("the decomposition is not projected (its last axis is the embedding): project it onto "
+                         "text embeddings first, decomposition.project(model.encode_text(texts))")
     heads = _numeric(decomposition.heads, "decomposition.heads")
     if heads.ndim != 4:
         raise ValueError(f"decomposition.heads must be [images, layers, heads, texts]; got shape {heads.shape}")
