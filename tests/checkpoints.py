@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import torch
 from torch import nn
@@ -81,6 +82,40 @@ def open_clip_vision_cfg(width=768, layers=2, head_width=64, patch=16, image_siz
     return cfg
 
 
+def _resblocks(prefix: str, layers: int, w: int, m: int, rand, ls_init_value=None) -> dict[str, torch.Tensor]:
+    """Random open_clip residual blocks (packed ``in_proj``, ``c_fc`` / ``c_proj``, optional LayerScale)."""
+    sd = {}
+    for i in range(layers):
+        b = f"{prefix}{i}."
+        sd.update({b + "ln_1.weight": 1 + rand(w, scale=0.1), b + "ln_1.bias": rand(w, scale=0.1),
+                   b + "attn.in_proj_weight": rand(3 * w, w, scale=w ** -0.5), b + "attn.in_proj_bias": rand(3 * w, scale=0.1),
+                   b + "attn.out_proj.weight": rand(w, w, scale=w ** -0.5), b + "attn.out_proj.bias": rand(w, scale=0.1),
+                   b + "ln_2.weight": 1 + rand(w, scale=0.1), b + "ln_2.bias": rand(w, scale=0.1),
+                   b + "mlp.c_fc.weight": rand(m, w, scale=w ** -0.5), b + "mlp.c_fc.bias": rand(m, scale=0.1),
+                   b + "mlp.c_proj.weight": rand(w, m, scale=m ** -0.5), b + "mlp.c_proj.bias": rand(w, scale=0.1)})
+        if ls_init_value is not None:
+            sd[b + "ls_1.gamma"] = ls_init_value * (1 + rand(w, scale=0.5))
+            sd[b + "ls_2.gamma"] = ls_init_value * (1 + rand(w, scale=0.5))
+    return sd
+
+
+def open_clip_text_state(text_cfg: dict, embed_dim: int, seed: int = 1) -> dict[str, torch.Tensor]:
+    """Random weights of open_clip's text transformer (top-level key names)."""
+    g = torch.Generator().manual_seed(seed)
+    w = text_cfg["width"]
+
+    def rand(*shape, scale=0.02):
+        return torch.randn(*shape, generator=g) * scale
+
+    sd = {"token_embedding.weight": rand(text_cfg["vocab_size"], w, scale=0.5),
+          "positional_embedding": rand(text_cfg["context_length"], w, scale=0.5),
+          "ln_final.weight": 1 + rand(w, scale=0.1), "ln_final.bias": rand(w, scale=0.1),
+          "text_projection": rand(w, embed_dim, scale=w ** -0.5)}
+    sd.update(_resblocks("transformer.resblocks.", text_cfg["layers"], w, int(w * text_cfg.get("mlp_ratio", 4.0)), rand,
+                         text_cfg.get("ls_init_value")))
+    return sd
+
+
 def open_clip_state(vision_cfg: dict, embed_dim: int, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random weights under open_clip's ``visual.*`` key names."""
     g = torch.Generator().manual_seed(seed)
@@ -96,28 +131,23 @@ def open_clip_state(vision_cfg: dict, embed_dim: int, seed: int = 0) -> dict[str
           "visual.ln_pre.weight": 1 + rand(w, scale=0.1), "visual.ln_pre.bias": rand(w, scale=0.1),
           "visual.ln_post.weight": 1 + rand(w, scale=0.1), "visual.ln_post.bias": rand(w, scale=0.1),
           "visual.proj": rand(w, embed_dim, scale=w ** -0.5)}
-    for i in range(vision_cfg["layers"]):
-        b = f"visual.transformer.resblocks.{i}."
-        sd.update({b + "ln_1.weight": 1 + rand(w, scale=0.1), b + "ln_1.bias": rand(w, scale=0.1),
-                   b + "attn.in_proj_weight": rand(3 * w, w, scale=w ** -0.5), b + "attn.in_proj_bias": rand(3 * w, scale=0.1),
-                   b + "attn.out_proj.weight": rand(w, w, scale=w ** -0.5), b + "attn.out_proj.bias": rand(w, scale=0.1),
-                   b + "ln_2.weight": 1 + rand(w, scale=0.1), b + "ln_2.bias": rand(w, scale=0.1),
-                   b + "mlp.c_fc.weight": rand(m, w, scale=w ** -0.5), b + "mlp.c_fc.bias": rand(m, scale=0.1),
-                   b + "mlp.c_proj.weight": rand(w, m, scale=m ** -0.5), b + "mlp.c_proj.bias": rand(w, scale=0.1)})
-        if vision_cfg.get("ls_init_value") is not None:
-            sd[b + "ls_1.gamma"] = vision_cfg["ls_init_value"] * (1 + rand(w, scale=0.5))
-            sd[b + "ls_2.gamma"] = vision_cfg["ls_init_value"] * (1 + rand(w, scale=0.5))
+    sd.update(_resblocks("visual.transformer.resblocks.", vision_cfg["layers"], w, m, rand, vision_cfg.get("ls_init_value")))
     return sd
 
 
 def write_open_clip(folder: Path, vision_cfg: dict, embed_dim: int = 512, quick_gelu: bool = False, seed: int = 0,
-                    safetensors: bool = True) -> dict[str, torch.Tensor]:
+                    safetensors: bool = True, text_cfg: Optional[dict] = None) -> dict[str, torch.Tensor]:
+    """An open_clip checkpoint folder; with ``text_cfg`` it has text-transformer weights too (and
+    the caller writes a tokenizer), without it only the vision tower's."""
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
     sd = open_clip_state(vision_cfg, embed_dim, seed)
+    if text_cfg is not None:
+        sd.update(open_clip_text_state(text_cfg, embed_dim, seed + 1))
+    text_cfg = text_cfg or {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12}
     config = {"model_cfg": {"embed_dim": embed_dim, "quick_gelu": quick_gelu, "vision_cfg": vision_cfg,
-                            "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12}},
+                            "text_cfg": text_cfg},
               "preprocess_cfg": {"mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711]}}
     (folder / "open_clip_config.json").write_text(json.dumps(config))
     if safetensors:

@@ -168,6 +168,52 @@ def test_open_clip_weights_file_and_real_width(tmp_path):
     assert rel_err(model.encode_image(pixels, normalize=False), ref_emb) < RTOL
 
 
+def reference_open_clip_text(sd: dict, text_cfg: dict, ids: torch.Tensor) -> torch.Tensor:
+    """open_clip's text transformer written out: token + position embeddings, causal pre-LN
+    blocks (``nn.MultiheadAttention`` with the packed weights, exact GELU), ``ln_final``, the
+    end-of-text token (the highest id) projected. ``ids [n, T]`` -> ``[n, embed_dim]``."""
+    w, eps = text_cfg["width"], (text_cfg.get("norm_kwargs") or {}).get("eps", 1e-5)
+
+    def ln(x, name):
+        return torch.nn.functional.layer_norm(x, (w,), sd[name + ".weight"], sd[name + ".bias"], eps)
+
+    T = ids.shape[1]
+    x = sd["token_embedding.weight"][ids] + sd["positional_embedding"][:T]
+    causal = torch.full((T, T), float("-inf")).triu(1)
+    for i in range(text_cfg["layers"]):
+        b = f"transformer.resblocks.{i}."
+        mha = torch.nn.MultiheadAttention(w, text_cfg["heads"], batch_first=True)
+        mha.load_state_dict({"in_proj_weight": sd[b + "attn.in_proj_weight"], "in_proj_bias": sd[b + "attn.in_proj_bias"],
+                             "out_proj.weight": sd[b + "attn.out_proj.weight"], "out_proj.bias": sd[b + "attn.out_proj.bias"]})
+        h = ln(x, b + "ln_1")
+        x = x + mha(h, h, h, attn_mask=causal, need_weights=False)[0]
+        h = torch.nn.functional.linear(ln(x, b + "ln_2"), sd[b + "mlp.c_fc.weight"], sd[b + "mlp.c_fc.bias"])
+        x = x + torch.nn.functional.linear(torch.nn.functional.gelu(h), sd[b + "mlp.c_proj.weight"], sd[b + "mlp.c_proj.bias"])
+    x = ln(x, "ln_final")
+    return x[torch.arange(len(ids)), ids.argmax(-1)] @ sd["text_projection"]
+
+
+def test_open_clip_text_tower_matches_its_reference(tmp_path):
+    """The open_clip text transformer, converted to transformers' layout, against the written-out
+    reference (1e-5 relative), with a LayerNorm eps from ``norm_kwargs`` large enough to matter."""
+    from checkpoints import write_char_tokenizer
+
+    folder = tmp_path / "oc"
+    vocab = write_char_tokenizer(folder)
+    text_cfg = {"context_length": 16, "vocab_size": vocab, "width": 32, "heads": 2, "layers": 2,
+                "norm_kwargs": {"eps": 0.5}}
+    sd = write_open_clip(folder, open_clip_vision_cfg(width=64, layers=1, head_width=32, patch=16, image_size=32),
+                         embed_dim=24, text_cfg=text_cfg)
+    model = clipinterp.load(folder)
+    texts = ["a photo of a cat", "dog", "a cat of a dog photo"]
+    ids = model.text.tokenizer(texts, padding=True, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        ours, ref = model.encode_text(texts, normalize=False), reference_open_clip_text(sd, text_cfg, ids)
+        assert rel_err(ours, ref) < RTOL
+        default_eps = reference_open_clip_text(sd, {**text_cfg, "norm_kwargs": None}, ids)
+    assert rel_err(default_eps, ref) > 100 * RTOL  # a dropped eps would show
+
+
 def test_open_clip_layer_norm_eps_is_honoured(tmp_path):
     """``norm_kwargs.eps`` reaches every LayerNorm (a large eps, so that ignoring it shows)."""
     vision_cfg = open_clip_vision_cfg(width=64, layers=2, head_width=32, patch=16, image_size=32)
