@@ -3,6 +3,7 @@ error (nbclient, a per-cell timeout, the venv's python as kernel)."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -37,7 +38,14 @@ def test_notebook_has_colab_setup_and_model_variable(path):
 
 
 def test_kernel_is_this_interpreter():
-    assert kernel_env()
+    import json
+    import os
+    import sys
+
+    root = Path(kernel_env())
+    spec = json.loads((root / "kernels" / "python3" / "kernel.json").read_text())
+    assert Path(spec["argv"][0]).resolve() == Path(sys.executable).resolve()
+    assert os.environ["JUPYTER_PATH"].split(os.pathsep)[0] == str(root)  # found before any other spec
 
 
 @pytest.mark.slow

@@ -98,8 +98,15 @@ def test_short_training_lowers_the_loss_and_saves_a_loadable_checkpoint(tmp_path
     assert (tmp_path / trainer.CHECKPOINT / trainer.TRAINER_STATE).exists()
     model = clipinterp.load(str(tmp_path))
     assert model.cfg.n_layers == 2 and model.cfg.n_heads == 2
-    emb = model.encode_image(list(generate("test", 3).images))
-    assert emb.shape == (3, 16) and torch.isfinite(emb).all()
+    images = list(generate("test", 3).images)
+    emb = model.encode_image(images, normalize=False)
+    from transformers import CLIPModel  # the saved weights, read by transformers itself
+
+    saved = CLIPModel.from_pretrained(str(tmp_path)).eval()
+    with torch.no_grad():
+        reference = saved.get_image_features(pixel_values=model.preprocess(images)).pooler_output
+    assert emb.shape == (3, 16)
+    torch.testing.assert_close(emb, reference, atol=1e-5, rtol=1e-5)  # float32
 
 
 def test_resumed_training_continues_from_the_checkpoint(tmp_path):

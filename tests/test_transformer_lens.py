@@ -22,7 +22,11 @@ def test_full_resid_decomposition_sums_to_residual(tiny, pixels):
     layers = cache.decompose_resid(layer=tiny.cfg.n_layers)
     assert close(layers.sum(0), final)  # attn_out and mlp_out carry their biases
     heads = cache.stack_head_results(layer=-1)
-    assert heads.shape == (tiny.cfg.n_layers * tiny.cfg.n_heads, *final.shape)
+    L, H = tiny.cfg.n_layers, tiny.cfg.n_heads
+    assert heads.shape == (L * H, *final.shape)
+    per_layer = heads.reshape(L, H, *final.shape).sum(1)  # each layer's heads plus its b_O: its attn_out
+    for layer in range(L):
+        assert close(per_layer[layer] + tiny.blocks[layer].attn.b_O, cache[f"blocks.{layer}.hook_attn_out"])
 
 
 def test_apply_ln_to_stack_is_per_image(tiny, pixels):
