@@ -21,6 +21,14 @@ def _models(args: argparse.Namespace) -> None:
     print(list_models().to_string(index=False))
 
 
+def _positive(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``clipinterp`` command."""
     from .organism import add_organism_commands
@@ -54,10 +62,3 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 if __name__ == "__main__":
     sys.exit(main())
 
-
-def _positive(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value

@@ -310,11 +310,15 @@ class InterventionModel:
                 model.check_hook_name(name)
         self._context = None
 
+    def _inactive(self) -> list[tuple[Intervention, HookList]]:
+        """The edits (with their hooks) that a ``with`` block has not put on the model already."""
+        active = _active_edits(self.model)
+        return [(iv, hooks) for iv, hooks in self._hooks if not any(iv is a for a in active)]
+
     @property
     def fwd_hooks(self) -> HookList:
         """The hooks of the edits that are not on the model already."""
-        active = _active_edits(self.model)
-        return [hook for iv, hooks in self._hooks if not any(iv is a for a in active) for hook in hooks]
+        return [hook for _, hooks in self._inactive() for hook in hooks]
 
     def __getattr__(self, name: str):
         attr = getattr(self.model, name)
@@ -333,10 +337,10 @@ class InterventionModel:
         return InterventionModel(self.model, [*self.interventions, *interventions])
 
     def __enter__(self):
-        hooks = self.fwd_hooks
-        self._context = self.model.hooks(fwd_hooks=hooks)
+        inactive = self._inactive()
+        self._context = self.model.hooks(fwd_hooks=[hook for _, hooks in inactive for hook in hooks])
         self._context.__enter__()
-        self._added = [iv for iv in self.interventions if not any(iv is a for a in _active_edits(self.model))]
+        self._added = [iv for iv, _ in inactive]
         _active_edits(self.model).extend(self._added)
         return self.model
 

@@ -68,3 +68,12 @@ def test_an_interrupted_report_keeps_its_finished_sections(tmp_path, tiny_folder
     with pytest.raises(SystemExit):
         main(["report", "--model", "shapes-clip", "--n-images", "-1"])
     assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_the_cli_runs_as_a_module():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "clipinterp.cli", "report", "--n-images", "0"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "--n-images: must be at least 1" in done.stderr

@@ -602,14 +602,14 @@ def ccs_table(model, images, bank, judge: Judge, layers: Union[int, Sequence[int
     if given and effect not in (None, given):
         raise ValueError(f"effect={effect!r}, but a {type(images).__name__} holds {given} effects: pass images, or "
                          f"effect={given!r}")
+    if checkpoint is not None and (given or effect != "total"):
+        raise ValueError("checkpoint= saves total effects computed here: it needs images and effect='total'")
     if given:
         source = images
     elif effect == "total":
         source = total_effects(model, images, layers, batch_size=batch_size, progress=progress, checkpoint=checkpoint)
     else:
         source = decompose(model, images, normalize=True, batch_size=batch_size, progress=progress)
-    if checkpoint is not None and (given or effect != "total"):
-        raise ValueError("checkpoint= saves total effects computed here: it needs images and effect='total'")
     bank = embedded_for(bank, model)
     return ccs_scores(textspan_heads(source, bank, layers, n_texts=k, rank=rank), judge, k)
 

@@ -158,7 +158,8 @@ def describe_head(source: Source, head: Union[HeadLike, Iterable[HeadLike]], ban
 
     ``source``: an unprojected Decomposition, or a model with ``images``. ``bank``: a
     :class:`~clipinterp.textbank.TextBank` (embedded here with the model unless it already is;
-    with a Decomposition, a bank embedded with another model is warned about) or ``(texts, embeddings [M, d])``. Returns ``n_atoms`` rows per head in pick order:
+    with a Decomposition, a bank embedded with another model is warned about) or
+    ``(texts, embeddings [M, d])``. Returns ``n_atoms`` rows per head in pick order:
     ``layer, head, name, rank, text, text_index, weight`` (root mean square of the atom's
     least-squares coefficient over images) and ``explained_variance`` (cumulative).
     """
