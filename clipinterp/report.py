@@ -206,60 +206,60 @@ def write_report(model: Any = "shapes-clip", out: Union[str, Path] = "report", *
     pixels = model.preprocess(data.images)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=4 + (search is not None) + organism, desc="report", unit="section")
+    with tqdm(total=4 + (search is not None) + organism, desc="report", unit="section") as bar:
 
-    def done() -> None:  # one more section: record it on disk
-        findings["seconds"] = round(time.time() - start, 1)
-        (out / "findings.json").write_text(json.dumps(findings, indent=1, default=float))
-        (out / "index.html").write_text(_html(f"clipinterp report: {findings['model']['model_name']}", sections))
-        bar.update()
+        def done() -> None:  # one more section: record it on disk
+            findings["seconds"] = round(time.time() - start, 1)
+            (out / "findings.json").write_text(json.dumps(findings, indent=1, default=float))
+            (out / "index.html").write_text(_html(f"clipinterp report: {findings['model']['model_name']}", sections))
+            bar.update()
 
-    findings: dict[str, Any] = {"model": {k: getattr(model.cfg, k) for k in
-                                          ("model_name", "n_layers", "n_heads", "d_model", "d_embed",
-                                           "patch_size", "image_size", "act_fn")}}
-    sections = [("Model", pd.DataFrame([findings["model"]]).to_html(index=False))]
+        findings: dict[str, Any] = {"model": {k: getattr(model.cfg, k) for k in
+                                              ("model_name", "n_layers", "n_heads", "d_model", "d_embed",
+                                               "patch_size", "image_size", "act_fn")}}
+        sections = [("Model", pd.DataFrame([findings["model"]]).to_html(index=False))]
 
-    findings["sum_check_max_relative_error"] = _sum_check(model, pixels)
-    sections.append(("Decomposition sum check", f"<p>largest relative error of the summed components "
-                     f"against the image embedding: {findings['sum_check_max_relative_error']}</p>"))
-    done()
-
-    dec = decompose(model, pixels, progress=False)
-    class_emb = {c: model.encode_text(prompts) for c, (prompts, _) in data.concepts.items()}
-    if data.concepts:
-        findings["zero_shot_accuracy"] = _concept_accuracy(model.encode_image(pixels), data, class_emb)
-        sweep = _layer_sweep(model, dec, data, class_emb)
-        findings["layer_mean_ablation"] = sweep.to_dict(orient="records")
-        fig = plot_ablation_sweep(sweep, x="layer", y="accuracy", hue="concept",
-                                  title="Zero-shot accuracy with one attention layer mean-ablated")
-        sections.append(("Layer mean-ablation sweep (direct effect)", _figure_html(fig)))
-    done()
-
-    ccs = _ccs(model, decompose(model, pixels, normalize=True, progress=False), organism)
-    findings["ccs"] = ccs[["layer", "head", "label", "ccs"]].to_dict(orient="records")
-    labels = {(r.layer, r.head): f"{r.label or '-'} ({r.ccs})" for r in ccs.itertuples()}
-    fig = plot_head_heatmap(ccs, labels=labels, value="ccs", title="CCS per head, with its TextSpan label")
-    sections.append(("TextSpan labels and CCS", _figure_html(fig) + ccs.to_html(index=False, max_rows=60)))
-    done()
-
-    concepts = {c: prompts for c, (prompts, _) in data.concepts.items()} or GENERAL_CONCEPTS
-    pursuit = {c: head_pursuit(model, pixels, words).sort_values("rank") for c, words in concepts.items()}
-    findings["head_pursuit_top3"] = {c: df.head(3)["name"].tolist() for c, df in pursuit.items()}
-    sections.append(("Head Pursuit: top heads per concept",
-                     pd.DataFrame(findings["head_pursuit_top3"]).to_html(index=False)))
-    done()
-
-    if search is not None:
-        found, table = _aat(model, search, test)
-        findings["aat"] = {**found, "held_out": table.drop(columns=["heads"]).to_dict(orient="records")}
-        sections.append(("AAT: heads whose suppression helps", f"<p>heads found: {', '.join(found['heads']) or 'none'}</p>"
-                         + table.to_html(index=False)))
+        findings["sum_check_max_relative_error"] = _sum_check(model, pixels)
+        sections.append(("Decomposition sum check", f"<p>largest relative error of the summed components "
+                         f"against the image embedding: {findings['sum_check_max_relative_error']}</p>"))
         done()
-    if organism:
-        total = _ccs(model, total_effects(model, pixels, progress=False), organism)
-        findings["ground_truth_agreement"] = _agreement(ccs, total, pursuit, findings.get("aat", {}).get("heads", []))
-        sections.append(("Agreement with the organism's ground truth",
-                         f"<pre>{html.escape(json.dumps(findings['ground_truth_agreement'], indent=1))}</pre>"))
+
+        dec = decompose(model, pixels, progress=False)
+        class_emb = {c: model.encode_text(prompts) for c, (prompts, _) in data.concepts.items()}
+        if data.concepts:
+            findings["zero_shot_accuracy"] = _concept_accuracy(model.encode_image(pixels), data, class_emb)
+            sweep = _layer_sweep(model, dec, data, class_emb)
+            findings["layer_mean_ablation"] = sweep.to_dict(orient="records")
+            fig = plot_ablation_sweep(sweep, x="layer", y="accuracy", hue="concept",
+                                      title="Zero-shot accuracy with one attention layer mean-ablated")
+            sections.append(("Layer mean-ablation sweep (direct effect)", _figure_html(fig)))
         done()
-    bar.close()
+
+        ccs = _ccs(model, decompose(model, pixels, normalize=True, progress=False), organism)
+        findings["ccs"] = ccs[["layer", "head", "label", "ccs"]].to_dict(orient="records")
+        labels = {(r.layer, r.head): f"{r.label or '-'} ({r.ccs})" for r in ccs.itertuples()}
+        fig = plot_head_heatmap(ccs, labels=labels, value="ccs", title="CCS per head, with its TextSpan label")
+        sections.append(("TextSpan labels and CCS", _figure_html(fig) + ccs.to_html(index=False, max_rows=60)))
+        done()
+
+        concepts = {c: prompts for c, (prompts, _) in data.concepts.items()} or GENERAL_CONCEPTS
+        pursuit = {c: head_pursuit(model, pixels, words).sort_values("rank") for c, words in concepts.items()}
+        findings["head_pursuit_top3"] = {c: df.head(3)["name"].tolist() for c, df in pursuit.items()}
+        sections.append(("Head Pursuit: top heads per concept",
+                         pd.DataFrame(findings["head_pursuit_top3"]).to_html(index=False)))
+        done()
+
+        if search is not None:
+            found, table = _aat(model, search, test)
+            findings["aat"] = {**found, "held_out": table.drop(columns=["heads"]).to_dict(orient="records")}
+            heads_found = f"<p>heads found: {', '.join(found['heads']) or 'none'}</p>"
+            sections.append(("AAT: heads whose suppression helps", heads_found + table.to_html(index=False)))
+            done()
+        if organism:
+            total = _ccs(model, total_effects(model, pixels, progress=False), organism)
+            aat_heads = findings.get("aat", {}).get("heads", [])
+            findings["ground_truth_agreement"] = _agreement(ccs, total, pursuit, aat_heads)
+            sections.append(("Agreement with the organism's ground truth",
+                             f"<pre>{html.escape(json.dumps(findings['ground_truth_agreement'], indent=1))}</pre>"))
+            done()
     return findings

@@ -56,9 +56,18 @@ def test_an_interrupted_report_keeps_its_finished_sections(tmp_path, tiny_folder
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
+    bars = []
+
+    def recorded_bar(*args, **kwargs):
+        bars.append(report_tqdm(*args, **kwargs))
+        return bars[-1]
+
+    report_tqdm = report.tqdm
+    monkeypatch.setattr(report, "tqdm", recorded_bar)
     monkeypatch.setattr(report, "_ccs", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_report(str(tiny_folder), tmp_path / "out", images=str(folder))
+    assert len(bars) == 1 and bars[0].disable  # the section bar was closed on the way out
     findings = json.loads((tmp_path / "out" / "findings.json").read_text())
     assert {"model", "sum_check_max_relative_error"} <= set(findings) and "ccs" not in findings
     assert "Decomposition sum check" in (tmp_path / "out" / "index.html").read_text()
