@@ -10,10 +10,11 @@ import torch
 import clipinterp
 from clipinterp.organism import train as trainer
 from clipinterp.organism.card import _training, model_card
-from clipinterp.organism.evaluate import evaluate
+from clipinterp.organism.evaluate import evaluate, training_scenes
 from clipinterp.organism.ground_truth import ground_truth
 from clipinterp.organism.world import (ATTRIBUTES, SPURIOUS_SHAPE, SPURIOUS_TEXTURE, VALUES,
-                                       class_prompts, derive_attributes, faded, generate, vocabulary)
+                                       class_prompts, derive_attributes, faded, generate, render, scenes,
+                                       vocabulary)
 
 SHIPPED = Path(__file__).resolve().parents[1] / "data" / "shapes-clip"
 
@@ -24,6 +25,36 @@ def test_generator_is_deterministic_and_index_addressed():
     tail = generate("train", 4, seed=3, start=8)
     assert np.array_equal(tail.images, a.images[8:]) and tail.attributes == a.attributes[8:]
     assert not np.array_equal(generate("test", 12, seed=3).images, a.images)
+
+
+@pytest.mark.parametrize("split, group_size", [("train", 1), ("train", 3), ("test", 1), ("shifted", 1)])
+def test_a_scene_renders_to_its_sample(split, group_size):
+    """``scenes`` replays ``generate``'s stream without drawing it: each key renders to the sample."""
+    batch = generate(split, 40, seed=2, start=5, group_size=group_size)
+    keys = scenes(split, 40, seed=2, start=5, group_size=group_size)
+    for image, attrs, key in zip(batch.images, batch.attributes, keys):
+        assert dict(zip(ATTRIBUTES, key[:-2])) == attrs
+        assert np.array_equal(render(attrs, key[-2:]), image)
+    with pytest.raises(ValueError, match="unknown split"):
+        scenes("tset", 1)
+
+
+def test_training_scenes_are_the_scenes_every_stage_trained_on(tmp_path):
+    """Replayed from the logs of two stages (the second trained in place, in contrast groups), the
+    scenes are those of the images the trainer's own batch stream yields, compared by pixels."""
+    config = trainer.OrganismConfig(vision_layers=1, vision_width=16, vision_heads=2, vision_mlp=32,
+                                    text_layers=1, text_width=16, text_heads=2, text_mlp=32,
+                                    projection_dim=8)
+    common = dict(batch_size=8, config=config, progress=False, device="cpu")
+    trainer.train(tmp_path, steps=3, **common)
+    trainer.train(tmp_path, steps=2, seed=4, group_size=4, init_from=tmp_path, resume=False, **common)
+    trained = {images[i].numpy().tobytes()
+               for start, steps, seed, groups in ((0, 3, 0, 1), (0, 2, 4, 4))
+               for _, images, *_ in trainer._Batches(start, steps, 8, seed, groups, 0) for i in range(8)}
+    replayed = {render(dict(zip(ATTRIBUTES, key[:-2])), key[-2:]).tobytes() for key in training_scenes(tmp_path)}
+    assert replayed == trained and len(trained) > 30
+    with pytest.raises(FileNotFoundError, match="no train_log"):
+        training_scenes(tmp_path / "checkpoint")
 
 
 @pytest.mark.parametrize("split", ["train", "shifted"])
@@ -190,12 +221,17 @@ def test_shipped_model_is_small_and_loads_by_name():
 
 def test_shipped_model_reaches_its_recorded_accuracies(card):
     """Within 2 points of the figures in data/shapes-clip/evaluation.json, on the same images."""
-    measured = evaluate(SHIPPED, n=card["n"], seed=card["seed"], device="cpu")
+    measured = evaluate(SHIPPED, n=card["n"], seed=card["seed"], device="cpu", unseen=True)
     for split in ("test", "shifted"):
         for attr, value in card["results"][split]["attribute_accuracy"].items():
             assert abs(measured[split]["attribute_accuracy"][attr] - value) <= 0.02, (split, attr)
         for key, value in card["results"][split]["recall"].items():
             assert abs(measured[split]["recall"][key] - value) <= 0.02, (split, key)
+        recorded, unseen = card["results"][split]["unseen"], measured[split]["unseen"]
+        assert {k: unseen[k] for k in ("n", "training_samples", "training_scenes")} == \
+            {k: recorded[k] for k in ("n", "training_samples", "training_scenes")}
+        for attr, value in recorded["attribute_accuracy"].items():
+            assert abs(unseen["attribute_accuracy"][attr] - value) <= 0.02, (split, "unseen", attr)
 
 
 def test_recorded_quality_meets_the_targets(card):

@@ -29,7 +29,20 @@ def _accuracy_table(evaluation: dict[str, Any]) -> str:
         acc, rec = results[split]["attribute_accuracy"], results[split]["recall"]
         cells = [f"{acc[a]:.3f}" for a in ATTRS] + [f"{rec[k]:.3f}" for k in ("i2t@1", "i2t@5", "t2i@1", "t2i@5")]
         lines.append(f"| {split} | " + " | ".join(cells) + " |")
+        if "unseen" in results[split]:  # `organism evaluate --unseen`: retrieval is not re-scored
+            unseen = results[split]["unseen"]
+            cells = [f"{unseen['attribute_accuracy'][a]:.3f}" for a in ATTRS] + ["-"] * 4
+            lines.append(f"| {split}, scenes not trained on ({unseen['n']}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _unseen_sentence(unseen: dict[str, Any] | None) -> str:
+    if unseen is None:
+        return ""
+    return (f". The rows \"scenes not trained on\" (`--unseen`) keep the images whose scene (attribute values "
+            f"and jitter) no training stage drew, replayed from the training logs: training drew "
+            f"{unseen['training_samples']:,} samples, {unseen['training_scenes']:,} distinct scenes of the "
+            f"world's {world.scene_count():,}")
 
 
 def _drop_table(truth: dict[str, Any]) -> str:
@@ -159,9 +172,11 @@ def model_card(folder: Path) -> str:
         "## The world\n\n" + (world.__doc__ or "").split("\n", 1)[1].strip(),
         "## Training\n\n" + _training(folder, train) + f" Files: {size_mb:.1f} MB.",
         "## Measured quality\n\n"
-        f"`clipinterp organism evaluate --n {evaluation['n']} --seed {evaluation['seed']}`: zero-shot accuracy "
+        f"`clipinterp organism evaluate --n {evaluation['n']} --seed {evaluation['seed']}"
+        + (" --unseen" if "unseen" in evaluation["results"]["test"] else "") + "`: zero-shot accuracy "
         "per attribute (class prompts name only that attribute, argmax cosine) and retrieval recall of "
-        "full captions among the split's images (a hit is any item with the same attributes).\n\n"
+        "full captions among the split's images (a hit is any item with the same attributes)"
+        + _unseen_sentence(evaluation["results"]["test"].get("unseen")) + ".\n\n"
         + _accuracy_table(evaluation),
         "## Ground truth\n\n"
         f"`clipinterp organism ground-truth --n {evaluation['n']}`: the drop in each attribute's test "

@@ -9,6 +9,11 @@ For each of the ``test`` and ``shifted`` splits, ``n`` images (``generate(split,
   caption (all seven attributes named). A retrieved item counts as correct when its attributes
   equal the query's (its full caption is then identical to the query's own); ``@k`` = correct
   within the top ``k``.
+* with ``unseen=True``, ``unseen``: ``n`` and ``attribute_accuracy`` over the images whose scene
+  (attributes and jitter, :func:`~clipinterp.organism.world.scenes`) none of the model's training
+  runs drew, found by replaying every ``train_log*.json`` in the model directory. The world has a
+  few hundred thousand scenes and training draws hundreds of thousands of samples, so most test
+  images are training scenes.
 
 Images go through ``CLIPImageProcessor`` (PIL backend) loaded from the model directory, texts
 through ``CLIPTokenizer``, so the saved preprocessing is what gets evaluated.
@@ -24,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from clipinterp.organism.world import ATTRIBUTES, Batch, caption, class_prompts, generate
+from clipinterp.organism.world import ATTRIBUTES, Batch, caption, class_prompts, generate, scenes
 
 EVAL_SPLITS = ("test", "shifted")
 
@@ -105,14 +110,36 @@ def _full_captions(batch: Batch) -> list[str]:
     return [caption(a, frozenset(ATTRIBUTES)) for a in batch.attributes]
 
 
+def _training_runs(model_dir: str | Path) -> list[dict[str, Any]]:
+    """The ``args`` of every training run recorded in ``model_dir`` (its ``train_log*.json``)."""
+    logs = sorted(Path(model_dir).glob("train_log*.json"))
+    if not logs:
+        raise FileNotFoundError(f"{model_dir} has no train_log*.json: which scenes it was trained on is unknown, "
+                                "so there is no unseen-scene accuracy (evaluate without unseen=True / --unseen)")
+    return [json.loads(log.read_text())["args"] for log in logs]
+
+
+def training_scenes(model_dir: str | Path) -> set[tuple]:
+    """Every scene the training runs recorded in ``model_dir``'s ``train_log*.json`` drew (each
+    run's samples ``0 .. steps * batch_size - 1`` of its seed), replayed without rendering."""
+    seen: set[tuple] = set()
+    for args in _training_runs(model_dir):
+        seen.update(scenes("train", args["steps"] * args["batch_size"], args["seed"], group_size=args["group_size"]))
+    return seen
+
+
 def evaluate(model_dir: str | Path = "data/shapes-clip", n: int = 1000, seed: int = 0,
-             device: str | None = None) -> dict[str, dict[str, dict[str, float]]]:
+             device: str | None = None, unseen: bool = False) -> dict[str, dict[str, Any]]:
     """``{split: {"attribute_accuracy": {attr: acc}, "recall": {"i2t@1", "i2t@5", "t2i@1", "t2i@5"}}}``
-    for ``split`` in ("test", "shifted"), ``n`` image/caption pairs each, accuracies as fractions."""
+    for ``split`` in ("test", "shifted"), ``n`` image/caption pairs each, accuracies as fractions;
+    ``unseen=True`` adds ``"unseen": {"n", "attribute_accuracy", "training_samples", "training_scenes"}``:
+    the images of scenes the model never trained on, and how many samples (distinct scenes) its
+    training drew (about a minute per 600,000 training samples to replay)."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    seen = training_scenes(model_dir) if unseen else None
     model, tokenizer, processor = load(model_dir, device)
     class_embeds = _class_embeds(model, tokenizer)
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for split in EVAL_SPLITS:
         batch = generate(split, n, seed)
         image_embeds = embed_images(model, pixel_values(processor, batch.images))
@@ -121,6 +148,15 @@ def evaluate(model_dir: str | Path = "data/shapes-clip", n: int = 1000, seed: in
             "attribute_accuracy": attribute_accuracy(image_embeds, batch.attributes, class_embeds),
             "recall": retrieval_recall(image_embeds, text_embeds, batch.attributes),
         }
+        if seen is not None:
+            new = [i for i, scene in enumerate(scenes(split, n, seed)) if scene not in seen]
+            results[split]["unseen"] = {
+                "n": len(new),
+                "attribute_accuracy": attribute_accuracy(image_embeds[new], [batch.attributes[i] for i in new],
+                                                         class_embeds) if new else {},
+                "training_samples": sum(a["steps"] * a["batch_size"] for a in _training_runs(model_dir)),
+                "training_scenes": len(seen),
+            }
     return results
 
 
@@ -130,13 +166,16 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=1000, help="image/caption pairs per split")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--unseen", action="store_true",
+                        help="also score the images of scenes no training run drew (replays the training logs)")
     parser.add_argument("--out", default=None,
                         help='also write {"n", "seed", "results"} here (the model card\'s evaluation.json)')
 
 
 def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Run :func:`evaluate` from parsed arguments and print the JSON."""
-    result: dict[str, Any] = evaluate(args.model, n=args.n, seed=args.seed, device=args.device)
+    result: dict[str, Any] = evaluate(args.model, n=args.n, seed=args.seed, device=args.device,
+                                      unseen=args.unseen)
     if args.out:
         record = {"n": args.n, "seed": args.seed, "results": result}
         Path(args.out).write_text(json.dumps(record, indent=1))

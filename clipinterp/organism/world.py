@@ -57,6 +57,7 @@ Zero-shot prompts (:func:`class_prompts`) are captions naming exactly one attrib
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -342,6 +343,41 @@ def _group_member(seed: int, split: str, index: int, group_size: int) -> tuple[d
     return attrs, _jitter(m_rng), frozenset(mention)
 
 
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLITS)}")
+
+
+def _sample(split: str, seed: int, index: int, group_size: int) -> tuple[dict[str, str], tuple[int, int], frozenset[str]]:
+    """Attributes, jitter and mention set of sample ``index`` of ``split`` for ``seed``."""
+    if group_size > 1:
+        return _group_member(seed, split, index, group_size)
+    rng = np.random.default_rng([seed, SPLITS[split], index])
+    attrs = sample_attributes(rng, split)
+    jitter = _jitter(rng)
+    return attrs, jitter, sample_mention(rng)
+
+
+def scene_count() -> int:
+    """How many distinct scenes the world has: every combination of attribute values and jitter."""
+    return math.prod(len(VALUES[a]) for a in ATTRIBUTES) * (2 * _GROUP_JITTER + 1) ** 2
+
+
+def scenes(split: str, n: int, seed: int = 0, start: int = 0, group_size: int = 1) -> list[tuple]:
+    """The scene of each of :func:`generate`'s samples (same arguments), without rendering.
+
+    A scene is what :func:`render` draws from: the seven attribute values (in :data:`ATTRIBUTES`
+    order) and the jitter, so two samples with the same scene have the same pixels. Replaying
+    a training run's stream this way finds the test images it trained on.
+    """
+    _check_split(split)
+    keys = []
+    for i in range(n):
+        attrs, jitter, _ = _sample(split, seed, start + i, group_size)
+        keys.append(tuple(attrs[a] for a in ATTRIBUTES) + jitter)
+    return keys
+
+
 def generate(split: str, n: int, seed: int = 0, start: int = 0, group_size: int = 1,
              name_only: frozenset[str] | None = None) -> Batch:
     """Samples ``start .. start + n - 1`` of ``split`` for ``seed``: a :class:`Batch` of n images.
@@ -350,20 +386,13 @@ def generate(split: str, n: int, seed: int = 0, start: int = 0, group_size: int 
     differ in one named attribute, the hard negatives the trainer uses. ``name_only``: every
     caption names exactly these attributes (the images are the same as without it).
     """
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLITS)}")
+    _check_split(split)
     images = np.empty((n, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
     attributes: list[dict[str, str]] = []
     captions: list[str] = []
     mentions: list[frozenset[str]] = []
     for i in range(n):
-        if group_size > 1:
-            attrs, jitter, mention = _group_member(seed, split, start + i, group_size)
-        else:
-            rng = np.random.default_rng([seed, SPLITS[split], start + i])
-            attrs = sample_attributes(rng, split)
-            jitter = _jitter(rng)
-            mention = sample_mention(rng)
+        attrs, jitter, mention = _sample(split, seed, start + i, group_size)
         if name_only is not None:
             mention = frozenset(name_only)
         images[i] = render(attrs, jitter)
