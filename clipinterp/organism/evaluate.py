@@ -119,24 +119,31 @@ def _training_runs(model_dir: str | Path) -> list[dict[str, Any]]:
     return [json.loads(log.read_text())["args"] for log in logs]
 
 
-def training_scenes(model_dir: str | Path) -> set[tuple]:
+def training_scenes(model_dir: str | Path, progress: bool = True) -> set[tuple]:
     """Every scene the training runs recorded in ``model_dir``'s ``train_log*.json`` drew (each
     run's samples ``0 .. steps * batch_size - 1`` of its seed), replayed without rendering."""
+    from tqdm.auto import tqdm
+
+    runs = [(args["steps"] * args["batch_size"], args["seed"], args["group_size"]) for args in _training_runs(model_dir)]
     seen: set[tuple] = set()
-    for args in _training_runs(model_dir):
-        seen.update(scenes("train", args["steps"] * args["batch_size"], args["seed"], group_size=args["group_size"]))
+    chunk = 20_000
+    with tqdm(total=sum(n for n, _, _ in runs), desc="training scenes", unit="sample", disable=not progress) as bar:
+        for n, seed, group_size in runs:
+            for start in range(0, n, chunk):
+                seen.update(scenes("train", min(chunk, n - start), seed, start=start, group_size=group_size))
+                bar.update(min(chunk, n - start))
     return seen
 
 
 def evaluate(model_dir: str | Path = "data/shapes-clip", n: int = 1000, seed: int = 0,
-             device: str | None = None, unseen: bool = False) -> dict[str, dict[str, Any]]:
+             device: str | None = None, unseen: bool = False, progress: bool = True) -> dict[str, dict[str, Any]]:
     """``{split: {"attribute_accuracy": {attr: acc}, "recall": {"i2t@1", "i2t@5", "t2i@1", "t2i@5"}}}``
     for ``split`` in ("test", "shifted"), ``n`` image/caption pairs each, accuracies as fractions;
     ``unseen=True`` adds ``"unseen": {"n", "attribute_accuracy", "training_samples", "training_scenes"}``:
     the images of scenes the model never trained on, and how many samples (distinct scenes) its
     training drew (about a minute per 600,000 training samples to replay)."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    seen = training_scenes(model_dir) if unseen else None
+    seen = training_scenes(model_dir, progress) if unseen else None
     model, tokenizer, processor = load(model_dir, device)
     class_embeds = _class_embeds(model, tokenizer)
     results: dict[str, dict[str, Any]] = {}
