@@ -144,6 +144,7 @@ def evaluate(model_dir: str | Path = "data/shapes-clip", n: int = 1000, seed: in
     training drew (about a minute per 600,000 training samples to replay)."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     seen = training_scenes(model_dir, progress) if unseen else None
+    samples = sum(a["steps"] * a["batch_size"] for a in _training_runs(model_dir)) if unseen else None
     model, tokenizer, processor = load(model_dir, device)
     class_embeds = _class_embeds(model, tokenizer)
     results: dict[str, dict[str, Any]] = {}
@@ -161,7 +162,7 @@ def evaluate(model_dir: str | Path = "data/shapes-clip", n: int = 1000, seed: in
                 "n": len(new),
                 "attribute_accuracy": attribute_accuracy(image_embeds[new], [batch.attributes[i] for i in new],
                                                          class_embeds) if new else {},
-                "training_samples": sum(a["steps"] * a["batch_size"] for a in _training_runs(model_dir)),
+                "training_samples": samples,
                 "training_scenes": len(seen),
             }
     return results
