@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.clipinterp-installed
 
-.PHONY: setup demo test bench browser clean
+.PHONY: setup demo test bench browser widgets7 clean
 
 setup: $(STAMP)
 
@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml requirements.lock
 demo: setup
 	$(BIN)/clipinterp report --model shapes-clip --out report
 
-test: setup browser
+test: setup browser widgets7
 	$(BIN)/python -m pytest -q tests
 
 # Headless-browser test set-up (tests/test_browser.py): Debian's chromium and require.js, and the
@@ -37,6 +37,12 @@ browser:
 	-command -v chromium >/dev/null && test -f /usr/share/javascript/requirejs/require.min.js || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium libjs-requirejs)
 	-test -f $(WEB)/html-manager/embed-amd.js || (mkdir -p $(WEB) && cd $(WEB) && npm pack --silent @jupyter-widgets/html-manager@1.0.15 && tar xzf jupyter-widgets-html-manager-1.0.15.tgz package/dist && mv package/dist html-manager && rm -rf package *.tgz)
+
+# Colab's ipywidgets (7.7.1, with the ipython_genutils it imports) in tests/artifacts/ipywidgets7:
+# tests/test_widgets.py runs once more with it on the path. Best effort: without it that test skips.
+W7 := tests/artifacts/ipywidgets7
+widgets7: setup
+	-test -f $(W7)/ipywidgets/__init__.py || $(BIN)/python -m pip install --quiet --no-deps --target $(W7) ipywidgets==7.7.1 ipython_genutils==0.2.0
 
 bench: setup
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
