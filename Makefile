@@ -42,7 +42,7 @@ browser:
 # tests/test_widgets.py runs once more with it on the path. Best effort: without it that test skips.
 W7 := tests/artifacts/ipywidgets7
 widgets7: setup
-	-test -f $(W7)/ipywidgets/__init__.py || $(BIN)/python -m pip install --quiet --no-deps --target $(W7) ipywidgets==7.7.1 ipython_genutils==0.2.0
+	-test -f $(W7)/ipywidgets/__init__.py || $(BIN)/python -m pip install --quiet --timeout 10 --retries 1 --no-deps --target $(W7) ipywidgets==7.7.1 ipython_genutils==0.2.0
 
 bench: setup
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

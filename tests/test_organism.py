@@ -9,7 +9,7 @@ import torch
 
 import clipinterp
 from clipinterp.organism import train as trainer
-from clipinterp.organism.card import _training, model_card
+from clipinterp.organism.card import _accuracy_table, _training, model_card
 from clipinterp.organism.evaluate import evaluate, training_scenes
 from clipinterp.organism.ground_truth import ground_truth
 from clipinterp.organism.world import (ATTRIBUTES, SPURIOUS_SHAPE, SPURIOUS_TEXTURE, VALUES,
@@ -154,6 +154,8 @@ def test_resumed_training_continues_from_the_checkpoint(tmp_path):
     again = trainer.train(tmp_path, steps=10, **common)
     assert again["resumed_from"] == 8 and again["loss_log"][-1][0] == 10
     assert sorted(p.name for p in tmp_path.glob(trainer.CHECKPOINT + "*")) == [trainer.CHECKPOINT]
+    with pytest.raises(ValueError, match="at step 10, past --steps 6"):  # same settings, fewer steps
+        trainer.train(tmp_path, steps=6, **common)
 
 
 def test_a_stage_trained_in_place_neither_resumes_the_last_nor_loses_its_log(tmp_path):
@@ -287,6 +289,16 @@ def test_model_card_is_written_from_the_records():
     """data/shapes-clip/README.md is what `clipinterp organism card` writes from the JSON records
     beside the weights (so the card cannot drift from the measured figures)."""
     assert (SHIPPED / "README.md").read_text() == model_card(SHIPPED)
+
+
+def test_card_shows_no_unseen_accuracy_when_every_image_was_trained_on(card):
+    record = json.loads(json.dumps(card))
+    record["results"]["test"]["unseen"].update(n=0, attribute_accuracy={})
+    rows = _accuracy_table(record).splitlines()
+    assert "| test, scenes not trained on (0) | " + " | ".join(["-"] * (len(ATTRIBUTES) + 4)) + " |" in rows
+    shifted = record["results"]["shifted"]["unseen"]
+    assert any(row.startswith(f"| shifted, scenes not trained on ({shifted['n']}) | "
+                              f"{shifted['attribute_accuracy']['shape']:.3f} |") for row in rows)
 
 
 def test_score_methods_needs_the_ground_truth_with_a_loaded_model():

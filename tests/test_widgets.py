@@ -110,8 +110,9 @@ def test_head_explorer_checks_its_inputs(explorer_parts):
 
 
 def test_widgets_display_through_their_box(explorer_parts):
-    """``display(explorer)`` publishes its box's widget view, with ipywidgets 8 (``_repr_mimebundle_``)
-    and 7 (``_ipython_display_``; ``make widgets7`` runs this file with Colab's 7.7.1)."""
+    """``display(explorer)`` publishes its box's widget view (through ``_ipython_display_``), with
+    ipywidgets 8 and 7 (``make widgets7`` runs this file with Colab's 7.7.1); a front end that asks
+    for ``_repr_mimebundle_`` gets the box's bundle (ipywidgets 8) or None (7, which has none)."""
     from IPython.core.interactiveshell import InteractiveShell
     from IPython.display import display
     from IPython.utils.capture import capture_output
@@ -123,6 +124,8 @@ def test_widgets_display_through_their_box(explorer_parts):
         display(explorer)
     views = [out.data.get("application/vnd.jupyter.widget-view+json") for out in captured.outputs]
     assert len(views) == 1 and views[0]["model_id"] == explorer.widget.model_id
+    box_bundle = getattr(explorer.widget, "_repr_mimebundle_", None)
+    assert explorer._repr_mimebundle_() == (box_bundle() if box_bundle else None)
     assert explorer.layer in explorer.widget.children[0].children
 
 

@@ -31,7 +31,8 @@ def _accuracy_table(evaluation: dict[str, Any]) -> str:
         lines.append(f"| {split} | " + " | ".join(cells) + " |")
         if "unseen" in results[split]:  # `organism evaluate --unseen`: retrieval is not re-scored
             unseen = results[split]["unseen"]
-            cells = [f"{unseen['attribute_accuracy'][a]:.3f}" for a in ATTRS] + ["-"] * 4
+            acc = unseen["attribute_accuracy"]  # empty when every image is a training scene
+            cells = [f"{acc[a]:.3f}" if a in acc else "-" for a in ATTRS] + ["-"] * 4
             lines.append(f"| {split}, scenes not trained on ({unseen['n']}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

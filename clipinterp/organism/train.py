@@ -322,6 +322,9 @@ def train(
     if ckpt is not None:
         state = torch.load(ckpt / TRAINER_STATE, map_location="cpu", weights_only=False)
         _check_same_run(state["args"], meta, ckpt)
+        if state["step"] > steps:  # the log would record fewer steps than the exported model trained
+            raise ValueError(f"{ckpt} is at step {state['step']}, past --steps {steps}: resume with --steps "
+                             f">= {state['step']}, or pass --no-resume (resume=False) to start afresh")
         model.load_state_dict(load_file(str(ckpt / "model.safetensors"), device=str(device)))
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
