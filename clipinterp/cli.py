@@ -61,4 +61,3 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
-

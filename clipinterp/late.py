@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .interventions import Intervention
+from .model.hooked_clip import hook_layer
 
 
 class _Stop(Exception):
@@ -39,13 +40,6 @@ def batched_pixels(model, images: Any, batch_size: int = 64) -> Tensor:
     if len(images) == 0:
         raise ValueError("no images given (an empty set)")
     return torch.cat([model.to_pixels(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
-
-
-def _hook_layer(name: str) -> float:
-    """The layer a hook point sits in: its block's index, -1 before the blocks, inf after them."""
-    if name.startswith("blocks."):
-        return int(name.split(".")[1])
-    return float("inf") if name.startswith(("ln_final.", "hook_image_embed")) else -1
 
 
 class LateRunner:
@@ -88,7 +82,7 @@ class LateRunner:
         an edit of an earlier layer, which the cached residual has already passed, raises)."""
         model = self.model
         hooks = [hook for intervention in interventions for hook in intervention.hooks(model)]
-        early = sorted({name for name, _ in hooks if _hook_layer(name) < self.start})
+        early = sorted({name for name, _ in hooks if hook_layer(name) < self.start})
         if early:
             raise ValueError(f"the late runner starts at layer {self.start}, so it cannot apply edits at {early}: "
                              "start it at the earliest edited layer")

@@ -689,14 +689,14 @@ def ccs_pruning(model, scores: pd.DataFrame, images, labels: Union[Sequence[int]
         return [{"tier": tier, "task": task, "seed": seed, "n_heads": len(heads),
                  "heads": [head_name(h) for h in heads], "accuracy": acc} for task, acc in accuracies[key].items()]
 
-    rows = rows_for("original", pd.NA, [])
-    for seed in seeds:
-        rng = np.random.default_rng(seed)
-        drawn = {"high CCS": _ranked(scored, n_heads, rng, highest=True),
-                 "low CCS": _ranked(scored, n_heads, rng, highest=False),
-                 "random": sorted(pool[i] for i in rng.choice(len(pool), n_heads, replace=False))}
-        rows += [row for tier, heads in drawn.items() for row in rows_for(tier, seed, heads)]
-    bar.close()
+    with bar:
+        rows = rows_for("original", pd.NA, [])
+        for seed in seeds:
+            rng = np.random.default_rng(seed)
+            drawn = {"high CCS": _ranked(scored, n_heads, rng, highest=True),
+                     "low CCS": _ranked(scored, n_heads, rng, highest=False),
+                     "random": sorted(pool[i] for i in rng.choice(len(pool), n_heads, replace=False))}
+            rows += [row for tier, heads in drawn.items() for row in rows_for(tier, seed, heads)]
     columns = ["tier", "task", "seed", "n_heads", "heads", "accuracy"]
     if None in tasks:
         columns.remove("task")

@@ -32,13 +32,21 @@ _BLOCK_ORDER = ("hook_resid_pre", "ln1.", "attn.", "hook_attn_out", "hook_resid_
                 "hook_resid_post")
 
 
-def _forward_position(name: str) -> tuple[int, int, int]:
+def hook_layer(name: str) -> float:
+    """The block a hook point sits in: its index, -1 before the blocks, inf after them."""
+    if name.startswith("blocks."):
+        return int(name.split(".")[1])
+    return float("inf") if name.startswith(("ln_final.", "hook_image_embed")) else -1
+
+
+def _forward_position(name: str) -> tuple[float, int]:
     """Sort key putting hook names in the order the forward pass reaches them (stable within a
     component, whose hooks are registered in that order)."""
-    if name.startswith("blocks."):
-        _, layer, rest = name.split(".", 2)
-        return 1, int(layer), next(i for i, prefix in enumerate(_BLOCK_ORDER) if rest.startswith(prefix))
-    return (2, 0, 0) if name.startswith(("ln_final.", "hook_image_embed")) else (0, 0, 0)
+    layer = hook_layer(name)
+    if not name.startswith("blocks."):
+        return layer, 0
+    rest = name.split(".", 2)[2]
+    return layer, next(i for i, prefix in enumerate(_BLOCK_ORDER) if rest.startswith(prefix))
 
 
 class HookedCLIP(HookedRootModule):
